@@ -1,0 +1,227 @@
+"""
+Settings of the TOM: what TOM Toolkit 3.1's `tom_setup` generates, with every value that
+differs between machines read from the environment (twelve-factor). README.md lists each
+variable; `.env.example` shows them with their defaults.
+"""
+import os
+import tempfile
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+from tom_common.default_settings import *  # noqa: F403 (TOM Toolkit's apps, middleware, auth)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+DEBUG = env.bool('DEBUG', default=False)
+
+# Only a development TOM may run on a throwaway key: sessions and encrypted credentials
+# depend on it, so production refuses to start without one.
+SECRET_KEY = env.str('SECRET_KEY', default='')
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured('SECRET_KEY must be set when DEBUG is off')
+    SECRET_KEY = 'insecure-development-key-never-use-in-production'
+SECRET_KEY_FALLBACKS = env.list('SECRET_KEY_FALLBACKS', default=[])
+
+ALLOWED_HOSTS = env.list('ALLOWED_HOSTS', default=['localhost', '127.0.0.1', '[::1]'])
+CSRF_TRUSTED_ORIGINS = env.list('CSRF_TRUSTED_ORIGINS', default=[])
+
+TOM_NAME = env.str('TOM_NAME', default='mytom')
+
+# Where everything the TOM writes lives: the embedded database and downloaded data products.
+DATA_DIR = Path(env.str('DATA_DIR', default=str(BASE_DIR / 'data'))).resolve()
+try:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+except OSError as error:
+    raise ImproperlyConfigured(f'DATA_DIR {DATA_DIR} cannot be created: {error.strerror}')
+
+INSTALLED_APPS = TOMTOOLKIT_INSTALLED_APPS + [  # noqa: F405
+    'myapp.apps.MyappConfig',
+]
+
+SITE_ID = 1
+
+# WhiteNoise right after SecurityMiddleware, as its documentation asks.
+MIDDLEWARE = list(TOMTOOLKIT_MIDDLEWARE)  # noqa: F405
+MIDDLEWARE.insert(1, 'whitenoise.middleware.WhiteNoiseMiddleware')
+
+ROOT_URLCONF = 'mytom.urls'
+
+TEMPLATES = [
+    {
+        'BACKEND': 'django.template.backends.django.DjangoTemplates',
+        'DIRS': [],
+        'APP_DIRS': True,
+        'OPTIONS': {
+            'context_processors': [
+                'django.template.context_processors.debug',
+                'django.template.context_processors.request',
+                'django.contrib.auth.context_processors.auth',
+                'django.contrib.messages.context_processors.messages',
+            ],
+        },
+    },
+]
+
+CRISPY_TEMPLATE_PACK = 'bootstrap5'
+
+WSGI_APPLICATION = 'mytom.wsgi.application'
+
+# Any Django database URL; by default an SQLite file that the web server and the jobs share.
+DATABASES = {
+    'default': env.db_url('DATABASE_URL', default=f'sqlite:///{DATA_DIR / "db.sqlite3"}'),
+}
+if DATABASES['default']['ENGINE'] == 'django.db.backends.sqlite3':
+    # Two processes at once (web and a job): WAL lets readers run beside the writer, a busy
+    # timeout waits for a lock instead of failing, and IMMEDIATE transactions take the write
+    # lock up front so they never deadlock upgrading from a read.
+    DATABASES['default'].setdefault('OPTIONS', {}).update({
+        'init_command': 'PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;',
+        'timeout': env.int('SQLITE_BUSY_TIMEOUT', default=20),
+        'transaction_mode': 'IMMEDIATE',
+    })
+
+DEFAULT_AUTO_FIELD = 'django.db.models.AutoField'
+
+AUTH_PASSWORD_VALIDATORS = [
+    {'NAME': 'django.contrib.auth.password_validation.UserAttributeSimilarityValidator'},
+    {'NAME': 'django.contrib.auth.password_validation.MinimumLengthValidator'},
+    {'NAME': 'django.contrib.auth.password_validation.CommonPasswordValidator'},
+    {'NAME': 'django.contrib.auth.password_validation.NumericPasswordValidator'},
+]
+
+LOGIN_URL = '/accounts/login/'
+LOGIN_REDIRECT_URL = '/'
+LOGOUT_REDIRECT_URL = '/'
+
+AUTHENTICATION_BACKENDS = TOMTOOLKIT_AUTHENTICATION_BACKENDS  # noqa: F405
+
+LANGUAGE_CODE = 'en-us'
+TIME_ZONE = env.str('TIME_ZONE', default=env.str('TZ', default='UTC'))
+USE_I18N = True
+USE_TZ = True
+FORMAT_MODULE_PATH = ['tom_base.formats']
+
+STATIC_URL = '/static/'
+STATIC_ROOT = Path(env.str('STATIC_ROOT', default=str(BASE_DIR / 'staticfiles')))
+MEDIA_ROOT = DATA_DIR / 'media'
+MEDIA_URL = '/data/'
+STORAGES = {
+    'default': {'BACKEND': 'django.core.files.storage.FileSystemStorage'},
+    'staticfiles': {'BACKEND': 'whitenoise.storage.CompressedStaticFilesStorage'},
+}
+
+# One line per event on stdout, so `docker compose logs` and supercronic show them as they happen.
+LOGGING = {
+    'version': 1,
+    'disable_existing_loggers': False,
+    'formatters': {
+        'line': {'format': '{asctime} {levelname} {name}: {message}', 'style': '{'},
+    },
+    'handlers': {
+        'stdout': {'class': 'logging.StreamHandler', 'stream': 'ext://sys.stdout', 'formatter': 'line'},
+    },
+    'root': {'handlers': ['stdout'], 'level': env.str('LOG_LEVEL', default='INFO')},
+}
+
+CACHES = {
+    'default': {
+        'BACKEND': 'django.core.cache.backends.filebased.FileBasedCache',
+        'LOCATION': os.path.join(tempfile.gettempdir(), 'mytom-cache'),
+    }
+}
+
+TASKS = {
+    'default': {'BACKEND': 'django_tasks.backends.immediate.ImmediateBackend'},
+}
+
+# --- TOM Toolkit ---------------------------------------------------------------------------
+TARGET_TYPE = 'SIDEREAL'
+MATCH_MANAGERS = {}
+
+# Seconds allowed for connecting and for each wait on data of every outbound HTTP request
+# made by our jobs: a hung archive fails one record instead of hanging the job.
+TOM_HTTP_TIMEOUT = env.float('TOM_HTTP_TIMEOUT', default=30.0)
+if TOM_HTTP_TIMEOUT <= 0:
+    raise ImproperlyConfigured('TOM_HTTP_TIMEOUT must be a positive number of seconds')
+# Extra attempts after a refused connection or a 502/503/504 answer (never after a timeout).
+TOM_HTTP_RETRIES = env.int('TOM_HTTP_RETRIES', default=2)
+
+FACILITIES = {
+    'LCO': {
+        'portal_url': env.str('LCO_PORTAL_URL', default='https://observe.lco.global'),
+        'archive_url': env.str('LCO_ARCHIVE_URL', default='https://archive-api.lco.global/'),
+        'api_key': env.str('LCO_API_KEY', default=''),
+    },
+    'GEM': {
+        'portal_url': {
+            'GS': env.str('GEM_PORTAL_URL_GS', default='https://139.229.34.15:8443'),
+            'GN': env.str('GEM_PORTAL_URL_GN', default='https://128.171.88.221:8443'),
+        },
+        'api_key': {
+            'GS': env.str('GEM_API_KEY_GS', default=''),
+            'GN': env.str('GEM_API_KEY_GN', default=''),
+        },
+        'user_email': env.str('GEM_USER_EMAIL', default=''),
+        'programs': {},
+    },
+}
+
+DATA_PRODUCT_TYPES = {
+    'photometry': ('photometry', 'Photometry'),
+    'fits_file': ('fits_file', 'FITS File'),
+    'spectroscopy': ('spectroscopy', 'Spectroscopy'),
+    'image_file': ('image_file', 'Image File'),
+}
+
+DATA_PROCESSORS = {
+    'photometry': 'tom_dataproducts.processors.photometry_processor.PhotometryProcessor',
+    'spectroscopy': 'tom_dataproducts.processors.spectroscopy_processor.SpectroscopyProcessor',
+}
+
+TOM_FACILITY_CLASSES = [
+    'tom_observations.facilities.lco_redirect.LCORedirectFacility',
+    'tom_observations.facilities.gemini.GEMFacility',
+]
+
+EXTRA_FIELDS = []
+GENERAL_SEARCH_FUNCTIONS = {}
+SELECTION_EXTRA_FIELDS = []
+
+AUTH_STRATEGY = env.str('AUTH_STRATEGY', default='READ_ONLY')
+OPEN_URLS = []
+TARGET_PERMISSIONS_ONLY = True
+TARGET_DEFAULT_PERMISSION = 'PRIVATE'
+TARGET_LIST_COLUMNS = ['name', 'type', 'observations', 'saved_data']
+
+HOOKS = {
+    'target_post_save': 'tom_common.hooks.target_post_save',
+    'observation_change_state': 'tom_common.hooks.observation_change_state',
+    'data_product_post_upload': 'tom_dataproducts.hooks.data_product_post_upload',
+    'data_product_post_save': 'tom_dataproducts.hooks.data_product_post_save',
+    'multiple_data_products_post_save': 'tom_dataproducts.hooks.multiple_data_products_post_save',
+}
+
+AUTO_THUMBNAILS = False
+THUMBNAIL_MAX_SIZE = (0, 0)
+THUMBNAIL_DEFAULT_SIZE = (200, 200)
+HINTS_ENABLED = False
+HINT_LEVEL = 20
+
+REST_FRAMEWORK = {
+    'DEFAULT_AUTHENTICATION_CLASSES': [
+        'tom_common.accounts.api_auth.TomTokenAuthentication',
+        'rest_framework.authentication.SessionAuthentication',
+        'rest_framework.authentication.BasicAuthentication',
+    ],
+    'DEFAULT_PERMISSION_CLASSES': [],
+    'TEST_REQUEST_DEFAULT_FORMAT': 'json',
+    'DEFAULT_PAGINATION_CLASS': 'rest_framework.pagination.LimitOffsetPagination',
+    'PAGE_SIZE': 100,
+}
+
+PLOTLY_THEME = 'plotly_white'
+SHOW_PAGINATION_INFO = True

@@ -1,0 +1,70 @@
+"""Fixtures shared by the tests: the fake LCO, the TOM's environment, and running a job the
+way cron does, as a separate `manage.py` process against the test database."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fake_lco import FakeLCO
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope='session')
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """Keeps the SQLite test database in a file, so that job processes can open it too."""
+    from django.conf import settings
+
+    database = settings.DATABASES['default']
+    if database['ENGINE'] == 'django.db.backends.sqlite3':
+        database.setdefault('TEST', {})['NAME'] = str(tmp_path_factory.mktemp('db') / 'test.sqlite3')
+
+
+@pytest.fixture
+def lco():
+    server = FakeLCO().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def tom_env(tmp_path, lco, transactional_db):
+    """The environment of a job process: the test database, its own DATA_DIR, the fake LCO."""
+    return {
+        **os.environ,
+        'DJANGO_SETTINGS_MODULE': 'mytom.settings',
+        'SECRET_KEY': 'tests-only-not-a-secret',
+        'DATABASE_URL': _database_url(),
+        'DATA_DIR': str(tmp_path / 'data'),
+        'LCO_PORTAL_URL': lco.url,
+        'LCO_ARCHIVE_URL': lco.url,
+        'LCO_API_KEY': lco.api_key,
+        'TOM_HTTP_TIMEOUT': '2',
+        'PYTHONUNBUFFERED': '1',
+    }
+
+
+def run_job(env, *args, timeout=120):
+    """Runs `manage.py ARGS` as its own process and returns the CompletedProcess."""
+    return subprocess.run(
+        [sys.executable, str(REPO / 'manage.py'), *args],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def start_job(env, *args):
+    return subprocess.Popen(
+        [sys.executable, str(REPO / 'manage.py'), *args],
+        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _database_url():
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db['ENGINE'] == 'django.db.backends.sqlite3':
+        return f'sqlite:///{db["NAME"]}'
+    return f'postgres://{db["USER"]}:{db["PASSWORD"]}@{db["HOST"]}:{db["PORT"] or 5432}/{db["NAME"]}'

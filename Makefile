@@ -17,8 +17,10 @@ $(VENV)/.synced: uv.lock pyproject.toml
 	$(UV) sync --locked --compile-bytecode --python $(VENV)/bin/python
 	@touch $@
 
+# The whole suite on SQLite, then the database-facing part again on a real PostgreSQL.
 test: venv
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n auto $(PYTEST_ARGS)
+	tests/with_postgres.sh $(VENV)/bin/pytest -n auto tests/test_save_data.py $(PYTEST_ARGS)
 
 # The TOM on this machine with the embedded SQLite database under ./data, for trying it out.
 run: venv

@@ -15,6 +15,15 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 
+
+def env_number(name, cast, default):
+    """env.int/env.float, with a one-line error naming the variable instead of a traceback."""
+    try:
+        return cast(name, default=default)
+    except ValueError:
+        raise ImproperlyConfigured(f'{name} must be a number, not {os.environ.get(name)!r}')
+
+
 DEBUG = env.bool('DEBUG', default=False)
 
 # Only a development TOM may run on a throwaway key: sessions and encrypted credentials
@@ -80,7 +89,7 @@ if DATABASES['default']['ENGINE'] == 'django.db.backends.sqlite3':
     # lock up front so they never deadlock upgrading from a read.
     DATABASES['default'].setdefault('OPTIONS', {}).update({
         'init_command': 'PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;',
-        'timeout': env.int('SQLITE_BUSY_TIMEOUT', default=20),
+        'timeout': env_number('SQLITE_BUSY_TIMEOUT', env.int, 20),
         'transaction_mode': 'IMMEDIATE',
     })
 
@@ -144,11 +153,11 @@ MATCH_MANAGERS = {}
 
 # Seconds allowed for connecting and for each wait on data of every outbound HTTP request
 # made by our jobs: a hung archive fails one record instead of hanging the job.
-TOM_HTTP_TIMEOUT = env.float('TOM_HTTP_TIMEOUT', default=30.0)
+TOM_HTTP_TIMEOUT = env_number('TOM_HTTP_TIMEOUT', env.float, 30.0)
 if TOM_HTTP_TIMEOUT <= 0:
     raise ImproperlyConfigured('TOM_HTTP_TIMEOUT must be a positive number of seconds')
 # Extra attempts after a refused connection or a 502/503/504 answer (never after a timeout).
-TOM_HTTP_RETRIES = env.int('TOM_HTTP_RETRIES', default=2)
+TOM_HTTP_RETRIES = env_number('TOM_HTTP_RETRIES', env.int, 2)
 
 FACILITIES = {
     'LCO': {

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -67,4 +68,5 @@ def _database_url():
     db = connection.settings_dict
     if db['ENGINE'] == 'django.db.backends.sqlite3':
         return f'sqlite:///{db["NAME"]}'
-    return f'postgres://{db["USER"]}:{db["PASSWORD"]}@{db["HOST"]}:{db["PORT"] or 5432}/{db["NAME"]}'
+    user, password = quote(db['USER'] or '', safe=''), quote(db['PASSWORD'] or '', safe='')
+    return f'postgres://{user}:{password}@{db["HOST"]}:{db["PORT"] or 5432}/{db["NAME"]}'

@@ -1,0 +1,81 @@
+"""Settings come from the environment, and a bad value is one line and a non-zero exit."""
+import json
+import os
+
+import pytest
+
+from tests.conftest import run_job
+
+SHOW = (
+    'import json; from django.conf import settings as s; from django.db import connection as c; '
+    'print(json.dumps({"db": s.DATABASES["default"], "debug": s.DEBUG, "hosts": s.ALLOWED_HOSTS, '
+    '"tz": s.TIME_ZONE, "media": str(s.MEDIA_ROOT), "timeout": s.TOM_HTTP_TIMEOUT, '
+    '"lco": s.FACILITIES["LCO"], "journal": c.cursor().execute("PRAGMA journal_mode").fetchone()[0] '
+    'if c.vendor == "sqlite" else None}, default=str))'
+)
+
+
+@pytest.fixture
+def clean_env(tmp_path):
+    """The environment of a new user: none of the TOM's variables, a fresh DATA_DIR."""
+    names = ('SECRET_KEY', 'DEBUG', 'DATABASE_URL', 'ALLOWED_HOSTS', 'TZ', 'TIME_ZONE', 'TOM_HTTP_TIMEOUT',
+             'LCO_API_KEY', 'LCO_PORTAL_URL', 'LCO_ARCHIVE_URL', 'DJANGO_SETTINGS_MODULE')
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    return {**env, 'DATA_DIR': str(tmp_path / 'data'), 'SECRET_KEY': 'k'}
+
+
+def show(env):
+    job = run_job(env, 'shell', '-c', SHOW)
+    assert job.returncode == 0, job.stderr
+    return json.loads(job.stdout.strip().splitlines()[-1])
+
+
+def test_defaults_are_an_sqlite_file_under_data_dir_ready_for_two_processes(clean_env):
+    shown = show(clean_env)
+
+    assert shown['db']['NAME'] == os.path.join(clean_env['DATA_DIR'], 'db.sqlite3')
+    assert shown['journal'] == 'wal'
+    assert shown['db']['OPTIONS']['transaction_mode'] == 'IMMEDIATE'
+    assert shown['db']['OPTIONS']['timeout'] == 20
+    assert shown['media'] == os.path.join(clean_env['DATA_DIR'], 'media')
+    assert shown['debug'] is False
+    assert shown['timeout'] == 30.0
+    assert shown['lco']['portal_url'] == 'https://observe.lco.global'
+    assert shown['lco']['archive_url'] == 'https://archive-api.lco.global/'
+
+
+def test_environment_overrides_the_defaults(clean_env):
+    shown = show({
+        **clean_env,
+        'DATABASE_URL': 'postgres://tom:pw@db.example:5433/tomdb',
+        'ALLOWED_HOSTS': 'tom.example.org,127.0.0.1',
+        'TZ': 'America/Santiago',
+        'TOM_HTTP_TIMEOUT': '7.5',
+        'LCO_API_KEY': 'abc',
+        'LCO_ARCHIVE_URL': 'http://archive.test/',
+    })
+
+    assert shown['db']['ENGINE'] == 'django.db.backends.postgresql'
+    assert (shown['db']['HOST'], shown['db']['PORT'], shown['db']['NAME']) == ('db.example', 5433, 'tomdb')
+    assert shown['hosts'] == ['tom.example.org', '127.0.0.1']
+    assert shown['tz'] == 'America/Santiago'
+    assert shown['timeout'] == 7.5
+    assert shown['lco']['api_key'] == 'abc' and shown['lco']['archive_url'] == 'http://archive.test/'
+
+
+@pytest.mark.parametrize('change, message', [
+    ({'SECRET_KEY': ''}, 'configuration error: SECRET_KEY must be set when DEBUG is off'),
+    ({'TOM_HTTP_TIMEOUT': 'soon'}, "configuration error: TOM_HTTP_TIMEOUT must be a number, not 'soon'"),
+    ({'TOM_HTTP_TIMEOUT': '0'}, 'configuration error: TOM_HTTP_TIMEOUT must be a positive number of seconds'),
+    ({'DATABASE_URL': 'nosuchdb://x'}, "configuration error: 'nosuchdb' isn't an available database backend"),
+])
+def test_bad_configuration_is_one_line_and_refuses_to_start(clean_env, change, message):
+    job = run_job({**clean_env, **change}, 'save_data')
+
+    assert job.returncode == 2
+    assert len(job.stderr.strip().splitlines()) == 1 and job.stderr.startswith(message), job.stderr
+    assert 'Traceback' not in job.stderr
+
+
+def test_debug_runs_without_a_secret_key(clean_env):
+    assert show({**clean_env, 'SECRET_KEY': '', 'DEBUG': '1'})['debug'] is True

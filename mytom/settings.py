@@ -53,9 +53,10 @@ INSTALLED_APPS = TOMTOOLKIT_INSTALLED_APPS + [  # noqa: F405
 
 SITE_ID = 1
 
-# WhiteNoise right after SecurityMiddleware, as its documentation asks.
-MIDDLEWARE = list(TOMTOOLKIT_MIDDLEWARE)  # noqa: F405
-MIDDLEWARE.insert(1, 'whitenoise.middleware.WhiteNoiseMiddleware')
+# The health check first (see myapp/health.py); WhiteNoise right after SecurityMiddleware,
+# as its documentation asks.
+MIDDLEWARE = ['myapp.health.HealthCheckMiddleware'] + list(TOMTOOLKIT_MIDDLEWARE)  # noqa: F405
+MIDDLEWARE.insert(2, 'whitenoise.middleware.WhiteNoiseMiddleware')
 
 ROOT_URLCONF = 'mytom.urls'
 
@@ -85,12 +86,13 @@ DATABASES = {
 }
 if DATABASES['default']['ENGINE'] == 'django.db.backends.sqlite3':
     # Two processes at once (web and a job): WAL lets readers run beside the writer, a busy
-    # timeout waits for a lock instead of failing, and IMMEDIATE transactions take the write
-    # lock up front so they never deadlock upgrading from a read.
+    # timeout waits for a lock instead of failing, and transactions take the write lock up
+    # front so they never deadlock upgrading from a read. In WAL mode EXCLUSIVE behaves as
+    # IMMEDIATE does, and django-tasks' database backend accepts only EXCLUSIVE.
     DATABASES['default'].setdefault('OPTIONS', {}).update({
         'init_command': 'PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;',
         'timeout': env_number('SQLITE_BUSY_TIMEOUT', env.int, 20),
-        'transaction_mode': 'IMMEDIATE',
+        'transaction_mode': 'EXCLUSIVE',
     })
 
 DEFAULT_AUTO_FIELD = 'django.db.models.AutoField'
@@ -143,8 +145,11 @@ CACHES = {
     }
 }
 
+# Tasks run at once, as tom_setup configures; the database backend is named too so that the
+# housekeeping job can prune the results of any task queued to it.
 TASKS = {
     'default': {'BACKEND': 'django_tasks.backends.immediate.ImmediateBackend'},
+    'database': {'BACKEND': 'django_tasks.backends.database.DatabaseBackend'},
 }
 
 # --- TOM Toolkit ---------------------------------------------------------------------------

@@ -1,6 +1,11 @@
-"""URLs of the TOM: everything TOM Toolkit provides."""
+"""URLs of the TOM: everything TOM Toolkit provides, and data product files behind a login."""
+from django.conf import settings
 from django.urls import include, path
 
+from myapp.views import data_product_file
+
 urlpatterns = [
+    # Before TOM Toolkit's URLs, whose DEBUG-only media route would serve files to anyone.
+    path(f'{settings.MEDIA_URL.strip("/")}/<path:path>', data_product_file, name='data-product-file'),
     path('', include('tom_common.urls')),
 ]

@@ -35,7 +35,7 @@ def test_defaults_are_an_sqlite_file_under_data_dir_ready_for_two_processes(clea
 
     assert shown['db']['NAME'] == os.path.join(clean_env['DATA_DIR'], 'db.sqlite3')
     assert shown['journal'] == 'wal'
-    assert shown['db']['OPTIONS']['transaction_mode'] == 'IMMEDIATE'
+    assert shown['db']['OPTIONS']['transaction_mode'] == 'EXCLUSIVE'  # IMMEDIATE, in WAL mode
     assert shown['db']['OPTIONS']['timeout'] == 20
     assert shown['media'] == os.path.join(clean_env['DATA_DIR'], 'media')
     assert shown['debug'] is False

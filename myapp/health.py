@@ -1,0 +1,24 @@
+"""`/health/`: answers whether this web process can reach its database."""
+from django.db import connection
+from django.http import JsonResponse
+
+HEALTH_PATH = '/health/'
+
+
+class HealthCheckMiddleware:
+    """Answers the health URL before any other middleware, so that neither ALLOWED_HOSTS
+    (the probe calls 127.0.0.1 inside the container), nor login, nor HTTPS redirects get
+    between the container's health check and its answer."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path != HEALTH_PATH:
+            return self.get_response(request)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute('SELECT 1')
+        except Exception as error:
+            return JsonResponse({'status': 'error', 'database': ' '.join(str(error).split())}, status=503)
+        return JsonResponse({'status': 'ok'})

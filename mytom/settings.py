@@ -26,9 +26,22 @@ def env_number(name, cast, default):
 
 DEBUG = env.bool('DEBUG', default=False)
 
+def env_or_file(name):
+    """The variable NAME, or else the content of the file named by NAME_FILE (how the
+    containers pass secrets generated on first start), or ''."""
+    value = env.str(name, default='')
+    path = env.str(f'{name}_FILE', default='')
+    if value or not path:
+        return value
+    try:
+        return Path(path).read_text().strip()
+    except OSError as error:
+        raise ImproperlyConfigured(f'{name}_FILE {path} cannot be read: {error.strerror}')
+
+
 # Only a development TOM may run on a throwaway key: sessions and encrypted credentials
 # depend on it, so production refuses to start without one.
-SECRET_KEY = env.str('SECRET_KEY', default='')
+SECRET_KEY = env_or_file('SECRET_KEY')
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured('SECRET_KEY must be set when DEBUG is off')
@@ -39,6 +52,14 @@ ALLOWED_HOSTS = env.list('ALLOWED_HOSTS', default=['localhost', '127.0.0.1', '[:
 CSRF_TRUSTED_ORIGINS = env.list('CSRF_TRUSTED_ORIGINS', default=[])
 
 TOM_NAME = env.str('TOM_NAME', default='mytom')
+
+# Behind an HTTPS proxy: cookies only over HTTPS, redirect plain HTTP, tell browsers (HSTS).
+if env.bool('HTTPS', default=False):
+    SECURE_PROXY_SSL_HEADER = ('HTTP_X_FORWARDED_PROTO', 'https')
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r'^health/$']
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_number('SECURE_HSTS_SECONDS', env.int, 3600)
 
 # Where everything the TOM writes lives: the embedded database and downloaded data products.
 DATA_DIR = Path(env.str('DATA_DIR', default=str(BASE_DIR / 'data'))).resolve()
@@ -84,6 +105,9 @@ WSGI_APPLICATION = 'mytom.wsgi.application'
 DATABASES = {
     'default': env.db_url('DATABASE_URL', default=f'sqlite:///{DATA_DIR / "db.sqlite3"}'),
 }
+# A password in DATABASE_URL wins over DATABASE_PASSWORD_FILE.
+if not DATABASES['default'].get('PASSWORD'):
+    DATABASES['default']['PASSWORD'] = env_or_file('DATABASE_PASSWORD')
 if DATABASES['default']['ENGINE'] == 'django.db.backends.sqlite3':
     # Two processes at once (web and a job): WAL lets readers run beside the writer, a busy
     # timeout waits for a lock instead of failing, and transactions take the write lock up

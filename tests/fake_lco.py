@@ -8,6 +8,8 @@ serves a fixed set of observations for the container tests. Standard library onl
 import argparse
 import hashlib
 import json
+import signal
+import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -214,6 +216,8 @@ def main():
     for observation_id in args.observation:
         lco.add_request(observation_id)
     print(f'fake LCO serving {len(lco.requests)} observation(s) on {lco.url}', flush=True)
+    # As a container's PID 1 it gets no default SIGTERM handling: stop when asked to.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     lco.server.serve_forever()
 
 

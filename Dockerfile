@@ -1,0 +1,77 @@
+# One image for the TOM's web server and its cron sidecar (compose.yaml runs it as both).
+# Base images are build arguments so that a mirror, or a stand-in, can be used; the defaults
+# are the official images, patch-pinned.
+ARG PYTHON_IMAGE=python:3.12.12-slim-bookworm
+
+# --- deps: the locked dependencies in a virtualenv; this layer is rebuilt only when the lock
+# file changes, not when the code does. uv installs exactly what uv.lock names.
+FROM ${PYTHON_IMAGE} AS deps
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_NO_CACHE=1 \
+    UV_PYTHON_DOWNLOADS=never \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+COPY pyproject.toml uv.lock ./
+RUN python3 -m venv /opt/uv \
+ && /opt/uv/bin/pip install --no-cache-dir uv==0.13.9 \
+ && /opt/uv/bin/uv sync --locked --no-dev --no-install-project --python python3
+
+# --- app: the runtime, without build tools.
+FROM ${PYTHON_IMAGE} AS app
+# supercronic runs the crontab in the cron container. TARGETARCH is set by BuildKit; the
+# classic builder leaves it empty, hence the amd64 default. The checksum is verified below.
+ARG TARGETARCH
+ARG SUPERCRONIC_VERSION=v0.2.48
+ARG SUPERCRONIC_URL=https://github.com/aptible/supercronic/releases/download/${SUPERCRONIC_VERSION}/supercronic-linux-${TARGETARCH:-amd64}
+# Leave empty to use the published checksum for the architecture; set it with a mirror's URL.
+ARG SUPERCRONIC_SHA256=
+ARG UID=1000
+ARG GID=1000
+
+# tzdata for TIME_ZONE and CRON_TZ. Not version-pinned: the base image's Debian release pins it.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tzdata \
+ && rm -rf /var/lib/apt/lists/*
+
+ADD ${SUPERCRONIC_URL} /usr/local/bin/supercronic
+RUN arch="${TARGETARCH:-$(dpkg --print-architecture)}" \
+ && case "$arch" in \
+      amd64) published=88c1b66b94c486f972fdd1a4d1f901e3e75ff04f749cddd60c5db573e3a33c6c ;; \
+      arm64) published=50ae8755e04fa72812d0a1bc47a112a856811cc91cce7b6c875c378a850788bc ;; \
+      *) published= ;; \
+    esac \
+ && echo "${SUPERCRONIC_SHA256:-$published}  /usr/local/bin/supercronic" | sha256sum -c - \
+ && chmod 0755 /usr/local/bin/supercronic
+
+# The user the TOM runs as: it owns its home (caches) and DATA_DIR, nothing else.
+RUN groupadd --gid "${GID}" tom \
+ && useradd --uid "${UID}" --gid tom --create-home --home-dir /home/tom --shell /usr/sbin/nologin tom \
+ && mkdir -p /data /run/tom-secrets \
+ && chown tom:tom /data /run/tom-secrets
+
+ENV PATH=/app/.venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    DJANGO_SETTINGS_MODULE=mytom.settings \
+    DATA_DIR=/data \
+    STATIC_ROOT=/app/staticfiles
+WORKDIR /app
+COPY --from=deps /app/.venv /app/.venv
+COPY . /app
+
+# Static files are collected into the image; the crontab is checked before anything ships.
+RUN SECRET_KEY=collectstatic-only DATA_DIR=/tmp/collectstatic python3 manage.py collectstatic --no-input -v 0 \
+ && rm -rf /tmp/collectstatic \
+ && supercronic -test /app/crontab
+
+USER tom
+# matplotlib builds its font cache once, here, instead of at the start of every job.
+RUN python3 -c "import matplotlib.font_manager"
+
+VOLUME ["/data"]
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=5s --start-period=120s --retries=3 \
+    CMD ["python3", "/app/docker/healthcheck.py"]
+ENTRYPOINT ["/app/docker/entrypoint.sh"]
+CMD ["/app/docker/start-web.sh"]

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Makes the secrets a TOM needs on its first start and keeps them in DIR (a volume), so that
+# none is baked into the image or committed: SECRET_KEY for Django, a password for PostgreSQL.
+# A POSTGRES_PASSWORD from the environment (.env) replaces the kept one. PostgreSQL takes a
+# password only when it first creates its database: change it later with ALTER ROLE too.
+# Usage: init-secrets.sh [DIR]   (default /run/tom-secrets)
+set -eu
+dir=${1:-/run/tom-secrets}
+mkdir -p "$dir"
+umask 077
+
+new_secret() {
+    python3 -c 'import secrets; print(secrets.token_urlsafe(48))'
+}
+
+if [ ! -s "$dir/secret_key" ]; then
+    new_secret >"$dir/secret_key.new" && mv "$dir/secret_key.new" "$dir/secret_key"
+    echo "init-secrets: generated a Django SECRET_KEY in $dir/secret_key"
+fi
+if [ -n "${POSTGRES_PASSWORD:-}" ]; then
+    printf '%s\n' "$POSTGRES_PASSWORD" >"$dir/postgres_password.new"
+    mv "$dir/postgres_password.new" "$dir/postgres_password"
+elif [ ! -s "$dir/postgres_password" ]; then
+    new_secret >"$dir/postgres_password.new" && mv "$dir/postgres_password.new" "$dir/postgres_password"
+    echo "init-secrets: generated a PostgreSQL password in $dir/postgres_password"
+fi
+# The database container reads the password as its own user.
+chmod 0644 "$dir/postgres_password"
+chmod 0755 "$dir"

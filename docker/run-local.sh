@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The web server and the cron sidecar on this machine, without Docker: the containers' own
+# start scripts, run from this checkout on the embedded SQLite database under DATA_DIR
+# (default ./data). supercronic is taken from PATH. Ctrl-C stops both.
+set -eu
+app=$(cd "$(dirname "$0")/.." && pwd)
+export APP_DIR="$app"
+export CRONTAB="${CRONTAB:-$app/crontab}"
+export DATA_DIR="${DATA_DIR:-$app/data}"
+export PATH="$app/.venv/bin:$PATH"
+export PYTHONUNBUFFERED=1
+command -v supercronic >/dev/null || {
+    echo "run-local: supercronic is not on PATH: go install github.com/aptible/supercronic@v0.2.48" >&2
+    exit 1
+}
+# The same generated secrets as in the containers, kept under DATA_DIR.
+"$app/docker/init-secrets.sh" "$DATA_DIR/secrets" >/dev/null
+export SECRET_KEY_FILE="$DATA_DIR/secrets/secret_key"
+
+"$app/docker/start-web.sh" &
+web=$!
+trap 'kill -TERM "$web" ${cron:+"$cron"} 2>/dev/null || true' INT TERM EXIT
+# Jobs start once the web server has migrated the database and answers.
+until python3 "$app/docker/healthcheck.py" 2>/dev/null; do
+    kill -0 "$web" 2>/dev/null || { echo "run-local: the web server stopped" >&2; exit 1; }
+    sleep 1
+done
+"$app/docker/start-cron.sh" &
+cron=$!
+# Not exec: two processes run here, and when either stops, both do.
+wait -n "$web" "$cron"

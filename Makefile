@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
+SUPERCRONIC_VERSION := v0.2.48
 
-.PHONY: venv test run
+.PHONY: venv test run serve
 
 venv: $(VENV)/.synced
 
@@ -17,10 +18,20 @@ $(VENV)/.synced: uv.lock pyproject.toml
 	$(UV) sync --locked --compile-bytecode --python $(VENV)/bin/python
 	@touch $@
 
+# supercronic, built from its Go module (the Dockerfile downloads the same release).
+$(VENV)/bin/supercronic: | $(VENV)/.synced
+	GOBIN=$(abspath $(VENV)/bin) CGO_ENABLED=0 go install -ldflags "-X main.Version=$(SUPERCRONIC_VERSION)" \
+		github.com/aptible/supercronic@$(SUPERCRONIC_VERSION)
+
 # The whole suite on SQLite, then the database-facing part again on a real PostgreSQL.
-test: venv
-	$(VENV)/bin/pytest -n auto $(PYTEST_ARGS)
+# Tests of one file share a worker: the container tests share one stack.
+test: venv $(VENV)/bin/supercronic
+	$(VENV)/bin/pytest -n auto --dist loadfile $(PYTEST_ARGS)
 	tests/with_postgres.sh $(VENV)/bin/pytest -n auto tests/test_save_data.py $(PYTEST_ARGS)
+
+# The web server and the cron sidecar on this machine, without Docker (SQLite under ./data).
+serve: venv $(VENV)/bin/supercronic
+	docker/run-local.sh
 
 # The TOM on this machine with the embedded SQLite database under ./data, for trying it out.
 run: venv

@@ -16,6 +16,8 @@ command -v supercronic >/dev/null || {
 # The same generated secrets as in the containers, kept under DATA_DIR.
 "$app/docker/init-secrets.sh" "$DATA_DIR/secrets" >/dev/null
 export SECRET_KEY_FILE="$DATA_DIR/secrets/secret_key"
+# The image collects static files when it is built; here, before each start.
+python3 "$app/manage.py" collectstatic --no-input -v 0
 
 "$app/docker/start-web.sh" &
 web=$!

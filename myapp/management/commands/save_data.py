@@ -36,8 +36,8 @@ class Command(BaseCommand):
         self.dry_run = options['dry_run']
         self.progress_interval = options['progress_interval']
         target = _target(options['target_id'])
-        lock = FileLock(settings.DATA_DIR / 'locks' / 'save_data.lock', timeout=0)
         (settings.DATA_DIR / 'locks').mkdir(parents=True, exist_ok=True)
+        lock = FileLock(settings.DATA_DIR / 'locks' / 'save_data.lock', timeout=0)
         try:
             lock.acquire()
         except Timeout:

@@ -67,7 +67,7 @@ def test_supercronic_accepts_the_crontab():
 def test_the_crontab_schedules_the_jobs_a_tom_needs():
     commands = {shlex.split(command)[2] for _, _, command in jobs(CRONTAB)}
 
-    assert {'save_data', 'updatestatus', 'runcadencestrategies', 'clearsessions',
+    assert {'save_data', 'update_statuses', 'runcadencestrategies', 'clearsessions',
             'prune_db_task_results'} <= commands
 
 

@@ -10,13 +10,13 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from filelock import FileLock, Timeout
-from tom_targets.models import Target
 
 from myapp.facility_products import data_facilities, list_products
 from myapp.failures import describe
 from myapp.http import bounded_session
 from myapp.observation_records import finished_records, records_of_unknown_facilities
 from myapp.product_store import ProductStore
+from myapp.targets import target_option
 
 
 class Command(BaseCommand):
@@ -35,7 +35,7 @@ class Command(BaseCommand):
         self.verbosity = options['verbosity']
         self.dry_run = options['dry_run']
         self.progress_interval = options['progress_interval']
-        target = _target(options['target_id'])
+        target = target_option(options['target_id'])
         (settings.DATA_DIR / 'locks').mkdir(parents=True, exist_ok=True)
         lock = FileLock(settings.DATA_DIR / 'locks' / 'save_data.lock', timeout=0)
         try:
@@ -89,13 +89,12 @@ class Command(BaseCommand):
             if self.dry_run:
                 self.info(f'would download {product.filename} (product {product.product_id}) '
                           f'of observation {record.observation_id}')
-                tally.products += 1
-                continue
-            size = store.download(record, product)
+            else:
+                size = store.download(record, product)
+                tally.bytes += size
+                if self.verbosity >= 2:
+                    self.info(f'saved {product.filename} ({_size(size)}) of observation {record.observation_id}')
             tally.products += 1
-            tally.bytes += size
-            if self.verbosity >= 2:
-                self.info(f'saved {product.filename} ({_size(size)}) of observation {record.observation_id}')
 
     def info(self, line):
         """A line for the log at default verbosity; `-v 0` keeps only errors."""
@@ -104,6 +103,8 @@ class Command(BaseCommand):
 
 
 class Tally:
+    """What a run has done so far, for its progress and summary lines."""
+
     def __init__(self, total):
         self.total = total
         self.checked = self.products = self.bytes = self.failures = 0
@@ -122,15 +123,6 @@ class Tally:
     def __str__(self):
         return (f'{self.checked}/{self.total} records, {self.products} product(s), {_size(self.bytes)}, '
                 f'{self.failures} failure(s), {self.seconds():.0f} s')
-
-
-def _target(target_id):
-    if target_id is None:
-        return None
-    try:
-        return Target.objects.get(pk=int(target_id))
-    except (ValueError, Target.DoesNotExist):
-        raise CommandError(f'no target with id {target_id!r}')
 
 
 def _size(n):

@@ -48,7 +48,8 @@ RUN arch="${TARGETARCH:-$(dpkg --print-architecture)}" \
  && echo "${SUPERCRONIC_SHA256:-$published}  /usr/local/bin/supercronic" | sha256sum -c - \
  && chmod 0755 /usr/local/bin/supercronic
 
-# The user the TOM runs as: it owns its home (caches) and DATA_DIR, nothing else.
+# The user the TOM runs as: it owns its home (caches), DATA_DIR and the folder where the
+# secrets made on first start are kept (a volume), nothing else.
 RUN groupadd --gid "${GID}" tom \
  && useradd --uid "${UID}" --gid tom --create-home --home-dir /home/tom --shell /usr/sbin/nologin tom \
  && mkdir -p /data /run/tom-secrets \

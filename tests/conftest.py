@@ -89,3 +89,10 @@ def compose_binary():
     except ImportError:
         return tool('docker-compose')
     return str(Path(compose.__file__).parent / 'docker-compose')
+
+
+def save_as_editors_do(path, text):
+    """Saves a file the way most editors and `sed -i` do: write a new file, rename it over."""
+    new = Path(path).with_name(f'.{Path(path).name}.new')
+    new.write_text(text)
+    os.replace(new, path)

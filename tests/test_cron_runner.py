@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, tool
+from tests.conftest import REPO, save_as_editors_do, tool
 from tests.test_save_data import make_record, make_target
 
 EVERY_SECOND = '* * * * * * * '  # seconds, then the usual five, then the year
@@ -33,10 +33,7 @@ class Cron:
         return self
 
     def save(self, text):
-        """Saves the crontab the way editors do: a new file renamed over the old one."""
-        new = self.crontab.with_suffix('.new')
-        new.write_text(text)
-        os.replace(new, self.crontab)
+        save_as_editors_do(self.crontab, text)
 
     def log(self):
         return self.output.read_text()

@@ -13,12 +13,11 @@ import shutil
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import REPO, compose_binary
+from tests.conftest import REPO, compose_binary, save_as_editors_do
 from tests.fake_lco import Frame
 
 pytestmark = pytest.mark.docker
@@ -64,10 +63,7 @@ class Stack:
         return self.compose('exec', '-T', 'web', 'python3', '/app/manage.py', *args)
 
     def save_crontab(self, text):
-        """Saves ./crontab as editors and `sed -i` do: write a new file, rename it over."""
-        new = self.directory / '.crontab.swp'
-        new.write_text(text)
-        os.replace(new, self.directory / 'crontab')
+        save_as_editors_do(self.directory / 'crontab', text)
 
 
 def wait_for(what, check, seconds=120, every=1.0):

@@ -65,9 +65,11 @@ COPY --from=deps /app/.venv /app/.venv
 COPY . /app
 
 # Static files are collected into the image; the crontab is checked before anything ships.
+# -no-reap: bash may exec the last command as the build step's PID 1, where supercronic
+# would start a reaper and wait for it forever instead of exiting.
 RUN SECRET_KEY=collectstatic-only DATA_DIR=/tmp/collectstatic python3 manage.py collectstatic --no-input -v 0 \
  && rm -rf /tmp/collectstatic \
- && supercronic -test /app/crontab
+ && supercronic -no-reap -test /app/crontab
 
 USER ${UID}:${GID}
 # matplotlib builds its font cache once, here, instead of at the start of every job.

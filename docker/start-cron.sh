@@ -32,9 +32,10 @@ check() {
     return 1
 }
 
+# Runs in the background until supercronic, which takes this shell's PID by exec, is gone.
 watch() {
     seen=$(cksum <"$source")
-    while sleep "$poll"; do
+    while sleep "$poll" && kill -0 "$supercronic" 2>/dev/null; do
         # A failed read is an editor half-way through a save: look again next time.
         now=$(cksum <"$source" 2>/dev/null) || continue
         [ "$now" != "$seen" ] || continue
@@ -58,5 +59,6 @@ if ! reason=$(check "$active"); then
     exit 1
 fi
 log "running $source ($(grep -cE '^[[:space:]]*[0-9*@]' "$active") job(s)); edits are checked and loaded live"
+supercronic=$$
 watch &
 exec supercronic -inotify "$active"

@@ -112,7 +112,7 @@ def stack(tmp_path_factory):
     }
     stack = Stack(directory, env)
     try:
-        stack.compose('build', timeout=1800)
+        stack.compose('build', timeout=900)
         stack.compose('up', '-d', timeout=600)
         try:
             wait_for('the web container to answer /health/', lambda: _status(stack.url + '/health/') == 200, 300)

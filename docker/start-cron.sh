@@ -22,7 +22,7 @@ log() {
 
 # Writes the crontab, with /app/ mapped to APP_DIR, to $1; fails if it cannot be read.
 prepare() {
-    if [ "$app" = /app ]; then cat "$source" >"$1"; else sed "s#/app/#$app/#g" "$source" >"$1"; fi
+    sed "s#/app/#$app/#g" "$source" >"$1"
 }
 
 # Checks $1 with supercronic; on failure prints its reason (the bad line) on stdout.

@@ -5,6 +5,11 @@ import requests
 from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 
 
+def one_line(text):
+    """text with its line breaks and runs of spaces folded: one log line per event."""
+    return ' '.join(str(text).split())
+
+
 class ProductError(Exception):
     """A record's data could not be listed or fetched; the message says why, in one line."""
 
@@ -28,7 +33,7 @@ def describe(error, timeout):
         return 'answer is not valid JSON'
     if isinstance(error, OSError):
         return f'cannot write the file: {error.strerror or error}'
-    return ' '.join(f'{type(error).__name__}: {error}'.split())
+    return one_line(f'{type(error).__name__}: {error}')
 
 
 def _is_read_timeout(error):

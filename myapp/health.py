@@ -2,6 +2,8 @@
 from django.db import connection
 from django.http import JsonResponse
 
+from myapp.failures import one_line
+
 HEALTH_PATH = '/health/'
 
 
@@ -20,5 +22,5 @@ class HealthCheckMiddleware:
             with connection.cursor() as cursor:
                 cursor.execute('SELECT 1')
         except Exception as error:
-            return JsonResponse({'status': 'error', 'database': ' '.join(str(error).split())}, status=503)
+            return JsonResponse({'status': 'error', 'database': one_line(error)}, status=503)
         return JsonResponse({'status': 'ok'})

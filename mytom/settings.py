@@ -24,8 +24,6 @@ def env_number(name, cast, default):
         raise ImproperlyConfigured(f'{name} must be a number, not {os.environ.get(name)!r}')
 
 
-DEBUG = env.bool('DEBUG', default=False)
-
 def env_or_file(name):
     """The variable NAME, or else the content of the file named by NAME_FILE (how the
     containers pass secrets generated on first start), or ''."""
@@ -38,6 +36,8 @@ def env_or_file(name):
     except OSError as error:
         raise ImproperlyConfigured(f'{name}_FILE {path} cannot be read: {error.strerror}')
 
+
+DEBUG = env.bool('DEBUG', default=False)
 
 # Only a development TOM may run on a throwaway key: sessions and encrypted credentials
 # depend on it, so production refuses to start without one.

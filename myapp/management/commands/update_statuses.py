@@ -9,6 +9,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from tom_observations.facility import get_service_classes
 
+from myapp.failures import one_line
 from myapp.targets import target_option
 
 
@@ -32,7 +33,7 @@ class Command(BaseCommand):
             except Exception as error:
                 failed = [('(all)', f'{type(error).__name__}: {error}')]
             for observation_id, reason in failed:
-                self.stderr.write(f'FAILED observation {observation_id} ({name}): {" ".join(str(reason).split())}')
+                self.stderr.write(f'FAILED observation {observation_id} ({name}): {one_line(reason)}')
             failures += len(failed)
         if options['verbosity'] >= 1:
             self.stdout.write(f'done: {failures} failure(s), {time.monotonic() - started:.1f} s')

@@ -6,6 +6,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.db import OperationalError, connection
 
+from myapp.failures import one_line
+
 
 class Command(BaseCommand):
     help = 'Waits until the database accepts connections.'
@@ -21,7 +23,7 @@ class Command(BaseCommand):
                 connection.ensure_connection()
                 return
             except OperationalError as error:
-                reason = ' '.join(str(error).split())
+                reason = one_line(error)
                 if time.monotonic() >= deadline:
                     raise CommandError(f'database not reachable after {options["timeout"]:g} s: {reason}')
                 if options['verbosity'] >= 1:

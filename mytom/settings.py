@@ -11,6 +11,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from tom_common.default_settings import *  # noqa: F403 (TOM Toolkit's apps, middleware, auth)
 
+from myapp.jobs.timing import parse_duration
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -188,6 +190,19 @@ if TOM_HTTP_TIMEOUT <= 0:
 # Extra attempts after a refused connection or a 502/503/504 answer (never after a timeout).
 TOM_HTTP_RETRIES = env_number('TOM_HTTP_RETRIES', env.int, 2)
 
+# --- The job runtime (myapp/jobs) ----------------------------------------------------------
+# A job still running this long after it started is stopped (`jobs run --timeout` wins).
+try:
+    JOB_TIMEOUT = parse_duration(env.str('JOB_TIMEOUT', default='1h'))
+except ValueError as error:
+    raise ImproperlyConfigured(f'JOB_TIMEOUT: {error}')
+# Runs older than this many days are deleted by the daily `prune_job_history` job.
+JOB_HISTORY_DAYS = env_number('JOB_HISTORY_DAYS', env.int, 90)
+# Failed runs and check-ins go to Sentry when set; nothing is sent when empty.
+SENTRY_DSN = env.str('SENTRY_DSN', default='')
+# /metrics answers only requests bearing this token; without one it is not served at all.
+METRICS_TOKEN = env.str('METRICS_TOKEN', default='')
+
 FACILITIES = {
     'LCO': {
         'portal_url': env.str('LCO_PORTAL_URL', default='https://observe.lco.global'),
@@ -230,7 +245,8 @@ GENERAL_SEARCH_FUNCTIONS = {}
 SELECTION_EXTRA_FIELDS = []
 
 AUTH_STRATEGY = env.str('AUTH_STRATEGY', default='READ_ONLY')
-OPEN_URLS = []
+# /metrics has its own bearer token (METRICS_TOKEN), whatever AUTH_STRATEGY says.
+OPEN_URLS = ['/metrics']
 TARGET_PERMISSIONS_ONLY = True
 TARGET_DEFAULT_PERMISSION = 'PRIVATE'
 TARGET_LIST_COLUMNS = ['name', 'type', 'observations', 'saved_data']

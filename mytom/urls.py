@@ -1,11 +1,13 @@
-"""URLs of the TOM: everything TOM Toolkit provides, and data product files behind a login."""
+"""URLs of the TOM: everything TOM Toolkit provides, data product files behind a login, and
+the job metrics for Prometheus."""
 from django.conf import settings
 from django.urls import include, path
 
-from myapp.views import data_product_file
+from myapp.views import data_product_file, job_metrics
 
 urlpatterns = [
     # Before TOM Toolkit's URLs, whose DEBUG-only media route would serve files to anyone.
     path(f'{settings.MEDIA_URL.strip("/")}/<path:path>', data_product_file, name='data-product-file'),
+    path('metrics', job_metrics, name='job-metrics'),
     path('', include('tom_common.urls')),
 ]

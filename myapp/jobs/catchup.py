@@ -1,0 +1,43 @@
+"""Catch-up: when the cron container starts, a job whose last scheduled time passed while
+no cron container ran it runs once, if that time is recent enough (within one interval of
+its schedule, at most a day) and the job was already in the crontab then."""
+from datetime import timedelta
+
+from django.utils import timezone
+
+from myapp.jobs import history, runner, schedule
+from myapp.jobs.timing import format_moment
+from myapp.models import JobRun
+
+MAX_WINDOW = timedelta(days=1)
+
+
+def missed(now=None):
+    """(CrontabLine, the tick it missed) for each job to catch up, in crontab order."""
+    now = now or timezone.now()
+    _, crontab = schedule.current()
+    if crontab is None:
+        return []
+    lines = [line for line in crontab.jobs().values() if line.spec.catch_up]
+    first_seen = schedule.first_seen([line.name for line in lines])
+    due = []
+    for line in lines:
+        tick = line.schedule.previous_before(now)
+        if tick is None or line.name not in first_seen or first_seen[line.name] > tick:
+            continue  # never scheduled, or not yet in the crontab at that time
+        following = line.schedule.next_after(tick)
+        window = min(following - tick, MAX_WINDOW) if following else MAX_WINDOW
+        if now - tick <= window and not history.ran_since(line.name, tick):
+            due.append((line, tick))
+    return due
+
+
+def catch_up(say):
+    """Runs each missed job once, through the runner (same lock and history); returns the
+    number of catch-up runs that failed."""
+    failures = 0
+    for line, tick in missed():
+        say.out(f'jobs: catching up {line.name}: its run of {format_moment(tick)} was missed')
+        if runner.run(line.spec, trigger=JobRun.Trigger.CATCH_UP, tick=tick, say=say) != 0:
+            failures += 1
+    return failures

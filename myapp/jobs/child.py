@@ -1,0 +1,77 @@
+"""The job itself, in a process forked from the runner: Django is set up already, so the
+job starts at once instead of paying a second start-up."""
+import ctypes
+import os
+import signal
+import sys
+import traceback
+
+PR_SET_PDEATHSIG = 1
+# The runner's database connections, inherited by the fork. The job must neither use nor
+# close them (closing one would end the runner's session, and its advisory lock with it):
+# they are set aside here and never collected, since the child ends with os._exit.
+_inherited_connections = []
+
+
+def run_command(argv, stdout_fd, stderr_fd, runner_fds):
+    """Runs `manage.py ARGV` with its output on the given pipes, then ends the process with
+    the command's exit status. Never returns."""
+    status = 1
+    try:
+        runner_pid = os.getppid()
+        os.setpgid(0, 0)  # its own process group: a timeout stops whatever the job started too
+        _die_with(runner_pid)
+        for fd in runner_fds:
+            os.close(fd)
+        os.dup2(stdout_fd, 1)
+        os.dup2(stderr_fd, 2)
+        os.close(stdout_fd)
+        os.close(stderr_fd)
+        sys.stdout.reconfigure(line_buffering=True)
+        sys.stderr.reconfigure(line_buffering=True)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _set_aside_database_connections()
+        status = _execute(argv)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        os._exit(status)
+
+
+def _execute(argv):
+    from django.core.management import ManagementUtility
+
+    try:
+        ManagementUtility(['manage.py', *argv]).execute()
+    except SystemExit as exit:
+        if exit.code is None or isinstance(exit.code, int):
+            return exit.code or 0
+        print(exit.code, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _die_with(runner_pid):
+    """Lets the kernel kill the job when its runner dies (Linux): no job outlives the runner
+    that bounds it in time and holds its lock."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (AttributeError, OSError):
+        return
+    if os.getppid() != runner_pid:  # the runner died before the request took effect
+        os._exit(1)
+
+
+def _set_aside_database_connections():
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is not None:
+            _inherited_connections.append(connection.connection)
+            connection.connection = None

@@ -1,0 +1,40 @@
+"""The job history as Prometheus metrics: read from the database at each scrape, so they
+survive restarts and crontab reloads, and are labelled by job name, not command text."""
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from myapp.jobs import history, overdue
+
+PREFIX = 'tom_job'
+
+
+class JobHistoryCollector:
+    def collect(self):
+        report = overdue.report(check_commands=False)
+        last_success = GaugeMetricFamily(f'{PREFIX}_last_success_timestamp_seconds',
+                                         'Start of the last successful run (Unix time)', labels=['job'])
+        last_run = GaugeMetricFamily(f'{PREFIX}_last_run_timestamp_seconds',
+                                     'Start of the last run, whatever its outcome (Unix time)', labels=['job'])
+        duration = GaugeMetricFamily(f'{PREFIX}_last_duration_seconds',
+                                     'Duration of the last finished run', labels=['job'])
+        late = GaugeMetricFamily(f'{PREFIX}_overdue',
+                                 '1 while the job has missed its time past its grace, else 0', labels=['job'])
+        runs = CounterMetricFamily(f'{PREFIX}_runs', 'Runs by outcome', labels=['job', 'outcome'])
+        for state in report.jobs:
+            if state.last_success:
+                last_success.add_metric([state.name], state.last_success.started_at.timestamp())
+            if state.last_run:
+                last_run.add_metric([state.name], state.last_run.started_at.timestamp())
+                if state.last_run.duration is not None:
+                    duration.add_metric([state.name], state.last_run.duration)
+            late.add_metric([state.name], 1 if state.overdue(report.now) else 0)
+        for (name, outcome), total in sorted(history.counts().items()):
+            runs.add_metric([name, outcome], total)
+        yield from (last_success, last_run, duration, late, runs)
+
+
+def exposition():
+    """The metrics in Prometheus' text format."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(JobHistoryCollector())
+    return generate_latest(registry)

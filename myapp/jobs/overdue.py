@@ -1,0 +1,74 @@
+"""The overdue alarm: which jobs of the running crontab missed their time.
+
+healthchecks.io's rule for cron checks: a job is overdue once the first scheduled time
+after its last successful start, plus its grace, has passed. A job that never succeeded
+counts from when a loaded crontab first had it, so a new deployment starts green.
+"""
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from myapp.jobs import history, schedule
+from myapp.jobs.options import check_command
+
+
+@dataclass
+class JobState:
+    line: object                 # its CrontabLine
+    last_run: object = None      # JobRun
+    last_success: object = None  # JobRun
+    first_seen: object = None
+    due: object = None           # the first scheduled time after its last success (or first sight)
+    late_at: object = None       # due + grace: overdue from then on
+    next_run: object = None
+
+    @property
+    def name(self):
+        return self.line.name
+
+    def overdue(self, now):
+        return self.late_at is not None and now > self.late_at
+
+
+@dataclass
+class Report:
+    load: object                 # the CrontabLoad running, or None
+    crontab: object
+    jobs: list                   # JobState of each job line
+    problems: list               # (CrontabLine, reason) of lines that cannot be checked
+    now: object
+
+    @property
+    def overdue(self):
+        return [state for state in self.jobs if state.overdue(self.now)]
+
+
+def report(now=None, check_commands=True):
+    now = now or timezone.now()
+    history.mark_lost()
+    load, crontab = schedule.current()
+    if crontab is None:
+        return Report(None, None, [], [], now)
+    problems = crontab.problems()
+    lines = list(crontab.jobs().values())
+    if check_commands:
+        for line in lines:
+            try:
+                check_command(line.spec.argv)
+            except CommandError as error:
+                problems.append((line, str(error)))
+    names = [line.name for line in lines]
+    last_runs, last_successes = history.last_runs(names), history.last_successes(names)
+    first_seen = schedule.first_seen(names)
+    states = []
+    for line in lines:
+        state = JobState(line, last_runs.get(line.name), last_successes.get(line.name), first_seen.get(line.name))
+        base = state.last_success.started_at if state.last_success else state.first_seen or load.loaded_at
+        state.due = line.schedule.next_after(base)
+        state.next_run = line.schedule.next_after(now)
+        if state.due is not None:
+            state.late_at = state.due + timedelta(seconds=line.spec.grace)
+        states.append(state)
+    return Report(load, crontab, states, sorted(problems, key=lambda p: p[0].number), now)

@@ -1,0 +1,126 @@
+"""`manage.py jobs`: the job runtime's command line.
+
+  jobs run [--name N] [--timeout D] [--grace D] [--no-catch-up] COMMAND [ARG ...]
+  jobs check        exit 1 naming each overdue job (the cron container's health check)
+  jobs list         the schedule, with each job's next run, last run and last success
+
+and, for the cron container's start script: `jobs loaded FILE` and `jobs rejected FILE
+REASON` record the crontab it runs or an edit it refused; `jobs catch-up` runs the jobs
+whose last run was missed while no cron container ran.
+"""
+import os
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from myapp.jobs import catchup, overdue, runner, schedule
+from myapp.jobs.options import add_run_arguments, check_command, spec_from_options
+from myapp.jobs.timing import format_duration
+from myapp.models import JobRun
+
+# Set by the cron container's start script for the jobs supercronic starts.
+TRIGGER_VARIABLE = 'TOM_JOBS_TRIGGER'
+
+
+class Command(BaseCommand):
+    help = 'Runs a management command as a job (locked, bounded, recorded), and checks and lists the schedule.'
+    requires_system_checks = []
+
+    def add_arguments(self, parser):
+        subcommands = parser.add_subparsers(dest='subcommand', required=True, metavar='SUBCOMMAND')
+        run = subcommands.add_parser('run', help='run a management command as a job',
+                                     description='Runs COMMAND as a job: one run at a time, stopped past its '
+                                                 'timeout, recorded in the history, reported to Sentry.')
+        add_run_arguments(run)
+        subcommands.add_parser('check', help='exit 1 naming each overdue job, 0 when none is')
+        subcommands.add_parser('list', help='the schedule, with next run, last run and last success of each job')
+        loaded = subcommands.add_parser('loaded', help='record FILE as the crontab the cron container runs')
+        loaded.add_argument('file')
+        rejected = subcommands.add_parser('rejected', help='record FILE as an edit the cron container refused')
+        rejected.add_argument('file')
+        rejected.add_argument('reason')
+        subcommands.add_parser('catch-up', help='run once each job whose last scheduled run was missed')
+
+    def handle(self, *args, **options):
+        handler = getattr(self, 'handle_' + options['subcommand'].replace('-', '_'))
+        return handler(options)
+
+    def handle_run(self, options):
+        spec = spec_from_options(options)
+        check_command(spec.argv)
+        trigger = JobRun.Trigger.SCHEDULE if os.environ.get(TRIGGER_VARIABLE) == 'schedule' else JobRun.Trigger.MANUAL
+        status = runner.run(spec, trigger=trigger)
+        if status:
+            # The runner has said why; exit with the job's own status.
+            raise SystemExit(status)
+
+    def handle_check(self, options):
+        report = overdue.report()
+        if report.load is None:
+            raise CommandError('no crontab has been recorded: the cron container has not started yet', returncode=1)
+        lines = [f'PROBLEM crontab line {line.number}: {reason}' for line, reason in report.problems]
+        lines += [self.describe_overdue(state, report.now) for state in report.overdue]
+        for line in lines:
+            self.stderr.write(line)
+        if lines:
+            raise CommandError(f'{len(report.overdue)} job(s) overdue, {len(report.problems)} crontab problem(s)',
+                               returncode=1)
+        self.stdout.write(f'ok: {len(report.jobs)} job(s) on time')
+
+    def describe_overdue(self, state, now):
+        last = state.last_run
+        last_run = (f'last run {last.outcome} at {_local(last.started_at)}' + (f': {last.summary}' if last.summary else '')
+                    if last else 'it has never run')
+        success = _local(state.last_success.started_at) if state.last_success else 'never'
+        return (f'OVERDUE {state.name} ({state.line.schedule}): last success {success}; due {_local(state.due)}, '
+                f'late by {format_duration((now - state.due).total_seconds())} '
+                f'(grace {format_duration(state.line.spec.grace)}); {last_run}')
+
+    def handle_list(self, options):
+        report = overdue.report(check_commands=False)
+        if report.load is None:
+            raise CommandError('no crontab has been recorded: the cron container has not started yet')
+        self.stdout.write(f'crontab loaded {_local(report.load.loaded_at)} on {report.load.host}; '
+                          f'schedules in {report.crontab.timezone}')
+        rows = [('JOB', 'SCHEDULE', 'NEXT RUN', 'LAST RUN', 'LAST SUCCESS')]
+        for state in report.jobs:
+            last = state.last_run
+            last_run = f'{last.outcome} {_local(last.started_at)}' if last else '-'
+            if last and last.duration is not None:
+                last_run += f' ({last.duration:.1f} s)'
+            if last and last.summary:
+                last_run += f': {last.summary[:60]}'
+            status = ' OVERDUE' if state.overdue(report.now) else ''
+            rows.append((state.name + status, str(state.line.schedule), _local(state.next_run) if state.next_run else '-',
+                         last_run, _local(state.last_success.started_at) if state.last_success else 'never'))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        for row in rows:
+            self.stdout.write('  '.join(cell.ljust(width) for cell, width in zip(row, widths)) + '  ' + row[4])
+        for line, reason in report.problems:
+            self.stdout.write(f'PROBLEM crontab line {line.number}: {reason}')
+
+    def handle_loaded(self, options):
+        crontab = schedule.record_load(_read(options['file']))
+        self.stdout.write(f'jobs: recorded the schedule of {options["file"]}: {len(crontab.jobs())} job(s)')
+
+    def handle_rejected(self, options):
+        schedule.record_rejection(_read(options['file']), options['reason'])
+        self.stdout.write(f'jobs: recorded the rejected edit of {options["file"]}')
+
+    def handle_catch_up(self, options):
+        failures = catchup.catch_up(runner.Say())
+        if failures:
+            raise CommandError(f'{failures} catch-up run(s) failed', returncode=1)
+
+
+def _read(path):
+    try:
+        return Path(path).read_text()
+    except OSError as error:
+        raise CommandError(f'cannot read {path}: {error.strerror}')
+
+
+def _local(moment):
+    """A time in the TOM's time zone, to the second."""
+    return f'{timezone.localtime(moment):%Y-%m-%d %H:%M:%S %Z}'

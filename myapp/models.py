@@ -1,0 +1,85 @@
+"""What the job runtime keeps: every run of every job, and the schedule the cron container runs."""
+from django.db import models
+
+
+class JobRun(models.Model):
+    """One run of a job through `manage.py jobs run`."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = 'running'
+        SUCCEEDED = 'succeeded'
+        FAILED = 'failed'
+        TIMED_OUT = 'timed out'
+        SKIPPED = 'skipped'      # another run held the job's lock, or had done this tick's work
+        LOST = 'lost'            # its runner died without finishing (its heartbeat stopped)
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = 'schedule'
+        CATCH_UP = 'catch-up'
+        MANUAL = 'manual'
+
+    name = models.CharField(max_length=200)
+    command = models.TextField(help_text='the management command and its arguments')
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
+    scheduled_for = models.DateTimeField(null=True, blank=True, help_text='the cron tick this run is for')
+    host = models.CharField(max_length=255)
+    pid = models.IntegerField()
+    started_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration = models.FloatField(null=True, blank=True, help_text='seconds')
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.RUNNING)
+    exit_status = models.IntegerField(null=True, blank=True)
+    summary = models.TextField(blank=True, help_text="the job's last summary line")
+    output_tail = models.TextField(blank=True, help_text='the last lines of its output')
+
+    class Meta:
+        ordering = ['-started_at']
+        indexes = [
+            models.Index(fields=['name', '-started_at']),
+            models.Index(fields=['outcome']),
+        ]
+
+    def __str__(self):
+        return f'{self.name} run {self.pk} ({self.outcome})'
+
+
+class JobRunCount(models.Model):
+    """Runs per job and outcome since the job first ran: counters that pruning the history
+    does not lower (Prometheus reads a lower counter as a reset)."""
+
+    name = models.CharField(max_length=200)
+    outcome = models.CharField(max_length=10, choices=JobRun.Outcome.choices)
+    total = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=['name', 'outcome'], name='one_count_per_job_outcome')]
+
+
+class CrontabLoad(models.Model):
+    """A crontab the cron container loaded, or an edit of it that it rejected."""
+
+    loaded_at = models.DateTimeField()
+    host = models.CharField(max_length=255)
+    text = models.TextField()
+    accepted = models.BooleanField()
+    bad_line = models.TextField(blank=True)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ['-loaded_at']
+        get_latest_by = 'loaded_at'
+
+    def __str__(self):
+        return f'crontab {"loaded" if self.accepted else "rejected"} on {self.host} at {self.loaded_at:%Y-%m-%d %H:%M:%S}'
+
+
+class ScheduledJob(models.Model):
+    """A job name some loaded crontab has run, and when it first appeared: a job that has
+    never succeeded is overdue only counting from then, and a new job does not catch up."""
+
+    name = models.CharField(max_length=200, unique=True)
+    first_seen = models.DateTimeField()
+
+    def __str__(self):
+        return self.name

@@ -1,7 +1,9 @@
 """gunicorn settings for the web container; each can be changed from the environment."""
 import os
 
-bind = f'{os.environ.get("WEB_BIND", "0.0.0.0")}:{os.environ.get("PORT", "8000")}'
+# Every interface in a container (compose publishes the port on 127.0.0.1 only); `make serve`
+# sets 127.0.0.1:8000.
+bind = os.environ.get('WEB_BIND', '0.0.0.0:8000')
 workers = int(os.environ.get('WEB_CONCURRENCY', '2'))
 threads = int(os.environ.get('WEB_THREADS', '2'))
 # A request may take this long (a large data product download is streamed within it).

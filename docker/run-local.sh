@@ -4,10 +4,11 @@
 # (default ./data). supercronic is taken from PATH. Ctrl-C stops both.
 set -eu
 app=$(cd "$(dirname "$0")/.." && pwd)
-export APP_DIR="$app"
 export CRONTAB="${CRONTAB:-$app/crontab}"
 export DATA_DIR="${DATA_DIR:-$app/data}"
 export PATH="$app/.venv/bin:$PATH"
+# A laptop's web server answers on this machine only, unless told otherwise.
+export WEB_BIND="${WEB_BIND:-127.0.0.1:8000}"
 export PYTHONUNBUFFERED=1
 command -v supercronic >/dev/null || {
     echo "run-local: supercronic is not on PATH: go install github.com/aptible/supercronic@v0.2.48" >&2

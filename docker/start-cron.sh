@@ -1,18 +1,23 @@
 #!/bin/sh
-# The cron container: run the crontab with supercronic, and let edits of it take effect live.
+# The cron container: supercronic runs the crontab, whose jobs go through the job runtime
+# (`python manage.py jobs run ...`), and edits of the crontab take effect live.
 #
-# supercronic runs a private copy of the crontab. A watcher polls the crontab (CRONTAB,
-# default /etc/tom/crontab) and, when it changes, checks the new version with
-# `supercronic -test`: a valid one replaces the copy (by rename, which supercronic's inotify
-# sees); a bad one is rejected with a log line naming it, and the previous schedule keeps
-# running. Polling works whatever way the file was saved and through any kind of mount.
-#
-# Commands in the crontab name the image's paths (/app/...). Run outside the image, with
-# APP_DIR set to a checkout, /app/ in the crontab means APP_DIR/.
+# supercronic runs a private copy of the crontab (CRONTAB, default /etc/tom/crontab) with two
+# lines of ours before it: CRON_TZ=UTC, so that schedules are in UTC unless the crontab sets
+# CRON_TZ (supercronic would take the container's TZ), and SENTRY_DSN, which reaches the jobs
+# that way only: in supercronic's own environment it would report every failure a second time.
+# A watcher polls the crontab and checks each change with `supercronic -test`: a valid one
+# replaces the copy (by rename, which supercronic's inotify sees), a bad one is rejected with
+# a log line naming it while the previous schedule keeps running. Polling works whatever way
+# the file was saved and through any kind of mount. Every schedule loaded and every edit
+# rejected is recorded in the database (`jobs loaded`, `jobs rejected`) for `jobs check`,
+# `jobs list` and the web container. At start, `jobs catch-up` runs each job whose last run
+# was missed while no cron container ran.
 set -eu
 source=${CRONTAB:-/etc/tom/crontab}
-app=${APP_DIR:-/app}
+app=$(cd "$(dirname "$0")/.." && pwd)
 poll=${CRONTAB_POLL_SECONDS:-2}
+sentry_dsn=${SENTRY_DSN:-}
 work=$(mktemp -d)
 active="$work/crontab"
 
@@ -20,9 +25,18 @@ log() {
     echo "cron: $*"
 }
 
-# Writes the crontab, with /app/ mapped to APP_DIR, to $1; fails if it cannot be read.
+manage() {
+    python3 "$app/manage.py" "$@"
+}
+
+# Copies the crontab to $1.source and writes supercronic's version of it to $1.
 prepare() {
-    sed "s#/app/#$app/#g" "$source" >"$1"
+    cp "$source" "$1.source" 2>/dev/null || return 1
+    {
+        echo 'CRON_TZ=UTC'
+        if [ -n "$sentry_dsn" ]; then echo "SENTRY_DSN=$sentry_dsn"; fi
+        cat "$1.source"
+    } >"$1"
 }
 
 # Checks $1 with supercronic; on failure prints its reason (the bad line) on stdout.
@@ -40,12 +54,16 @@ watch() {
         now=$(cksum <"$source" 2>/dev/null) || continue
         [ "$now" != "$seen" ] || continue
         seen=$now
-        prepare "$work/candidate" 2>/dev/null || continue
+        prepare "$work/candidate" || continue
         if reason=$(check "$work/candidate"); then
+            mv -f "$work/candidate.source" "$active.source"
             mv -f "$work/candidate" "$active"
             log "$source changed: new schedule loaded"
+            manage jobs loaded "$active.source" >/dev/null || log "the new schedule could not be recorded" >&2
         else
             log "$source change rejected, the previous schedule keeps running: $reason" >&2
+            manage jobs rejected "$work/candidate.source" "$reason" >/dev/null ||
+                log "the rejected edit could not be recorded" >&2
         fi
     done
 }
@@ -58,7 +76,11 @@ if ! reason=$(check "$active"); then
     log "$source is not a valid crontab: $reason" >&2
     exit 1
 fi
-log "running $source ($(grep -cE '^[[:space:]]*[0-9*@]' "$active") job(s)); edits are checked and loaded live"
+log "running $source ($(grep -cE '^[[:space:]]*[0-9*@]' "$active.source") job(s)); edits are checked and loaded live"
 supercronic=$$
+# Recorded before the catch-up, which reads the schedule; neither delays supercronic's start.
+{ manage jobs loaded "$active.source" && manage jobs catch-up; } &
 watch &
-exec supercronic -inotify "$active"
+# Jobs run from the app folder, with the image's Python first on PATH: `python manage.py ...`.
+cd "$app"
+exec env -u SENTRY_DSN TOM_JOBS_TRIGGER=schedule supercronic -inotify "$active"

@@ -2,7 +2,7 @@
 # The web container: apply migrations (only web migrates, so jobs never race it), create the
 # first admin user if DJANGO_SUPERUSER_USERNAME is set, then serve with gunicorn.
 set -eu
-app=${APP_DIR:-/app}
+app=$(cd "$(dirname "$0")/.." && pwd)
 python3 "$app/manage.py" migrate --no-input
 if [ -n "${DJANGO_SUPERUSER_USERNAME:-}" ]; then
     python3 "$app/manage.py" ensure_superuser

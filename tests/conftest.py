@@ -63,6 +63,38 @@ def start_job(env, *args):
     )
 
 
+def make_target(name='SN 2026abc'):
+    from tom_targets.models import Target
+
+    return Target.objects.create(name=name, type='SIDEREAL', ra=10.0, dec=-20.0)
+
+
+def make_record(target, observation_id, status='COMPLETED', facility='LCORedirect'):
+    from tom_observations.models import ObservationRecord
+
+    return ObservationRecord.objects.create(
+        target=target, facility=facility, observation_id=str(observation_id), status=status, parameters={},
+    )
+
+
+def media(env):
+    return Path(env['DATA_DIR']) / 'media'
+
+
+def stored_bytes(env, frame):
+    """The content stored for a frame, or None when it has no row with a file."""
+    from tom_dataproducts.models import DataProduct
+
+    row = DataProduct.objects.filter(product_id=str(frame.id)).first()
+    if row is None or not row.data:
+        return None
+    return (media(env) / row.data.name).read_bytes()
+
+
+def files_under(path):
+    return sorted(p for p in Path(path).rglob('*') if p.is_file()) if Path(path).exists() else []
+
+
 def _database_url():
     from django.db import connection
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, save_as_editors_do, tool
-from tests.test_save_data import make_record, make_target
+from tests.conftest import REPO, make_record, make_target, save_as_editors_do, tool
 
 EVERY_SECOND = '* * * * * * * '  # seconds, then the usual five, then the year
 PYTHON_MANAGE = '/app/.venv/bin/python /app/manage.py'

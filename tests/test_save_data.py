@@ -4,36 +4,8 @@ from pathlib import Path
 
 import pytest
 from tom_dataproducts.models import DataProduct
-from tom_observations.models import ObservationRecord
-from tom_targets.models import Target
 
-from tests.conftest import run_job, start_job
-
-
-def make_target(name='SN 2026abc'):
-    return Target.objects.create(name=name, type='SIDEREAL', ra=10.0, dec=-20.0)
-
-
-def make_record(target, observation_id, status='COMPLETED', facility='LCORedirect'):
-    return ObservationRecord.objects.create(
-        target=target, facility=facility, observation_id=str(observation_id), status=status, parameters={},
-    )
-
-
-def media(env):
-    return Path(env['DATA_DIR']) / 'media'
-
-
-def stored_bytes(env, frame):
-    """The content stored for a frame, or None when it has no row with a file."""
-    row = DataProduct.objects.filter(product_id=str(frame.id)).first()
-    if row is None or not row.data:
-        return None
-    return (media(env) / row.data.name).read_bytes()
-
-
-def files_under(path):
-    return sorted(p for p in Path(path).rglob('*') if p.is_file()) if Path(path).exists() else []
+from tests.conftest import files_under, make_record, make_target, media, run_job, start_job, stored_bytes
 
 
 def test_downloads_every_finished_observation_and_nothing_else(lco, tom_env):

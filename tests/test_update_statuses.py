@@ -1,8 +1,7 @@
 """`manage.py update_statuses` against the fake LCO portal: states are refreshed, failures named."""
 from tom_observations.models import ObservationRecord
 
-from tests.conftest import run_job
-from tests.test_save_data import make_record, make_target
+from tests.conftest import make_record, make_target, run_job
 
 
 def test_unfinished_observations_get_their_state_from_the_portal(lco, tom_env):

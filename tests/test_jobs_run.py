@@ -1,0 +1,149 @@
+"""`manage.py jobs run`, as cron runs it: real processes on the test database (SQLite, and
+PostgreSQL in `tests/with_postgres.sh`), save_data against the fake LCO."""
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from tom_dataproducts.models import DataProduct
+
+from myapp.jobs import schedule
+from myapp.models import JobRun
+from tests.conftest import make_record, make_target, run_job, start_job, stored_bytes
+
+
+def wait_until(condition, what, seconds=60):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f'timed out waiting for {what}'
+        time.sleep(0.05)
+
+
+def test_a_job_is_run_recorded_and_its_output_passed_through(lco, tom_env):
+    lco.add_request(2001)
+    make_record(make_target(), 2001)
+
+    job = run_job(tom_env, 'jobs', 'run', 'save_data')
+
+    assert job.returncode == 0, job.stderr
+    run = JobRun.objects.get()
+    lines = job.stdout.splitlines()
+    assert lines[0].startswith(f'jobs: save_data run {run.pk} started on host {run.host}, pid {run.pid}, timeout 1h')
+    assert any(line.startswith('done: 1 record(s) checked, downloaded 2 product(s)') for line in lines)
+    assert lines[-1].startswith(f'jobs: save_data run {run.pk} succeeded in ')
+    assert (run.name, run.command, run.outcome, run.exit_status, run.trigger) == (
+        'save_data', 'save_data', 'succeeded', 0, 'manual')
+    assert run.summary.startswith('done: 1 record(s) checked, downloaded 2 product(s)')
+    assert run.summary in run.output_tail
+    assert run.finished_at > run.started_at and run.duration > 0
+    assert DataProduct.objects.count() == 2
+
+
+def test_a_failing_job_exits_non_zero_and_is_recorded_as_failed(tom_env):
+    job = run_job(tom_env, 'jobs', 'run', '--name', 'broken download', 'save_data', '--target_id', '999999')
+
+    assert job.returncode == 1
+    run = JobRun.objects.get()
+    assert (run.name, run.command, run.outcome, run.exit_status) == (
+        'broken download', 'save_data --target_id 999999', 'failed', 1)
+    assert run.summary == "CommandError: no target with id '999999'"
+    assert job.stderr.splitlines()[-1].startswith(
+        f"jobs: broken download run {run.pk} failed in ")
+    assert job.stderr.splitlines()[-1].endswith(", exit status 1: CommandError: no target with id '999999'")
+
+
+def test_a_second_run_of_a_running_job_is_skipped_and_downloads_nothing(lco, tom_env):
+    frames = lco.add_request(2101, frames=1, size=4096)
+    make_record(make_target(), 2101)
+    lco.fault('download', frames[0].id, 'slow', 0.2)  # 16 chunks: about 3 s
+    first = start_job(tom_env, 'jobs', 'run', 'save_data')
+    wait_until(lambda: lco.count('download', frames[0].id), 'the first run to start downloading')
+
+    second = run_job(tom_env, 'jobs', 'run', 'save_data')
+    out, err = first.communicate(timeout=120)
+
+    assert second.returncode == 0, second.stderr
+    assert first.returncode == 0, err
+    running, skipped = JobRun.objects.order_by('started_at')
+    assert second.stdout.strip() == (
+        f'jobs: save_data skipped: run {running.pk} of save_data is running on host {running.host}, '
+        f'pid {running.pid}, since {running.started_at:%Y-%m-%d %H:%M:%S} UTC')
+    assert (running.outcome, skipped.outcome, skipped.exit_status) == ('succeeded', 'skipped', 0)
+    assert lco.count('download', frames[0].id) == 1
+    assert stored_bytes(tom_env, frames[0]) == frames[0].content()
+
+
+def test_a_job_past_its_timeout_is_stopped_and_loses_nothing(lco, tom_env):
+    frames = lco.add_request(2201, frames=2, size=64 * 1024)
+    make_record(make_target(), 2201)
+    lco.fault('download', frames[1].id, 'stall_after', 32 * 1024)
+    env = {**tom_env, 'TOM_HTTP_TIMEOUT': '60'}
+
+    job = run_job(env, 'jobs', 'run', '--timeout', '4s', 'save_data')
+
+    assert job.returncode == 124
+    run = JobRun.objects.get()
+    assert (run.outcome, run.exit_status) == ('timed out', 124)
+    assert f'jobs: save_data run {run.pk} passed its timeout of 4s: stopping it (SIGTERM)' in job.stderr
+    assert 3.5 < run.duration < 30
+    assert stored_bytes(tom_env, frames[0]) == frames[0].content()
+    assert not DataProduct.objects.filter(product_id=str(frames[1].id)).exists()
+
+    del lco.faults[('download', frames[1].id)]
+    again = run_job(env, 'jobs', 'run', 'save_data')
+
+    assert again.returncode == 0, again.stderr
+    assert stored_bytes(tom_env, frames[1]) == frames[1].content()
+    assert lco.count('download', frames[0].id) == 1
+    assert list((Path(env['DATA_DIR']) / 'incoming').iterdir()) == []
+
+
+def test_a_killed_runner_leaves_a_lost_run_that_blocks_nothing(lco, tom_env):
+    frames = lco.add_request(2301, frames=1)
+    make_record(make_target(), 2301)
+    lco.fault('download', frames[0].id, 'stall')
+    runner = start_job({**tom_env, 'TOM_HTTP_TIMEOUT': '60'}, 'jobs', 'run', 'save_data')
+    wait_until(lambda: lco.count('download', frames[0].id), 'the download to start')
+
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait()
+    del lco.faults[('download', frames[0].id)]
+    again = run_job(tom_env, 'jobs', 'run', 'save_data')
+
+    assert again.returncode == 0, again.stderr
+    assert '1 earlier run(s) whose runner died are now recorded as lost' in again.stderr
+    lost, done = JobRun.objects.order_by('started_at')
+    assert (lost.outcome, lost.pid) == ('lost', runner.pid)
+    assert lost.summary.startswith('the runner stopped without finishing; last heard of at ')
+    assert done.outcome == 'succeeded'
+    assert stored_bytes(tom_env, frames[0]) == frames[0].content()
+
+
+def test_a_scheduled_tick_already_run_elsewhere_is_skipped(tom_env):
+    schedule.record_load('@hourly python manage.py jobs run --name sessions clearsessions\n')
+    env = {**tom_env, 'TOM_JOBS_TRIGGER': 'schedule'}
+
+    first = run_job(env, 'jobs', 'run', '--name', 'sessions', 'clearsessions')
+    second = run_job(env, 'jobs', 'run', '--name', 'sessions', 'clearsessions')
+
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    ran, skipped = JobRun.objects.order_by('started_at')
+    assert ran.trigger == 'schedule' and ran.scheduled_for.minute == 0 and ran.scheduled_for.second == 0
+    assert (skipped.outcome, skipped.scheduled_for) == ('skipped', ran.scheduled_for)
+    assert f'skipped: run {ran.pk} on host {ran.host} already ran the ' in second.stdout
+
+
+@pytest.mark.parametrize('args, message', [
+    (['nosuch'], "CommandError: no management command 'nosuch'"),
+    (['save_data', '--bogus'], 'CommandError: save_data: Error: unrecognized arguments: --bogus'),
+    ([], 'CommandError: name the management command to run, e.g. `jobs run save_data`'),
+    (['--timeout', 'soon', 'save_data'], "argument --timeout: 'soon' is not a duration"),
+])
+def test_bad_input_is_refused_in_a_line_and_nothing_is_recorded(tom_env, args, message):
+    job = run_job(tom_env, 'jobs', 'run', *args)
+
+    assert job.returncode == 2
+    assert message in job.stderr.strip().splitlines()[-1]
+    assert 'Traceback' not in job.stderr
+    assert not JobRun.objects.exists()

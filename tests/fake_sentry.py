@@ -11,6 +11,7 @@ class FakeSentry:
 
     def __init__(self):
         self.items = []   # (item type, payload dict)
+        self.paths = []   # of every request, whatever it was
         self.server = ThreadingHTTPServer(('127.0.0.1', 0), _handler(self))
         self.server.daemon_threads = True
 
@@ -40,6 +41,7 @@ def _handler(sentry):
 
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get('Content-Length', 0)))
+            sentry.paths.append(self.path)
             if self.headers.get('Content-Encoding') == 'gzip':
                 body = gzip.decompress(body)
             if self.path.rstrip('/') == f'/api/{sentry.project}/envelope':

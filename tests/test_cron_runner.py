@@ -1,17 +1,24 @@
 """The cron container's start script with the real supercronic, without Docker: jobs run
-against this checkout on the test database, and crontab edits are checked and loaded live."""
+through `jobs run` against this checkout on the test database, the schedule is recorded,
+missed jobs catch up at start, and crontab edits are checked and loaded live."""
 import os
 import signal
 import subprocess
+import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
+from myapp.jobs import schedule
+from myapp.models import JobRun, ScheduledJob
 from tests.conftest import REPO, make_record, make_target, save_as_editors_do, tool
+from tests.fake_sentry import FakeSentry
 
 EVERY_SECOND = '* * * * * * * '  # seconds, then the usual five, then the year
-PYTHON_MANAGE = '/app/.venv/bin/python /app/manage.py'
+JOBS_RUN = 'python manage.py jobs run'
 
 
 class Cron:
@@ -20,8 +27,9 @@ class Cron:
     def __init__(self, env, directory):
         self.crontab = Path(directory) / 'crontab'
         self.output = Path(directory) / 'cron.log'
-        self.env = {**env, 'APP_DIR': str(REPO), 'CRONTAB': str(self.crontab), 'CRONTAB_POLL_SECONDS': '1',
-                    'PATH': f'{Path(tool("supercronic")).parent}{os.pathsep}{env["PATH"]}'}
+        # The image's Python first on PATH, as in the container: `python manage.py` is ours.
+        path = os.pathsep.join([str(Path(sys.executable).parent), str(Path(tool('supercronic')).parent), env['PATH']])
+        self.env = {**env, 'CRONTAB': str(self.crontab), 'CRONTAB_POLL_SECONDS': '1', 'PATH': path}
         self.process = None
 
     def start(self, text):
@@ -38,15 +46,20 @@ class Cron:
         return self.output.read_text()
 
     def wait_for(self, text, seconds=60, count=1):
-        deadline = time.monotonic() + seconds
-        while self.log().count(text) < count:
-            assert self.process.poll() is None, f'start-cron.sh exited:\n{self.log()}'
-            assert time.monotonic() < deadline, f'no {text!r} within {seconds} s:\n{self.log()}'
-            time.sleep(0.2)
+        wait_until(lambda: self.log().count(text) >= count, f'{text!r} in the log', seconds, self)
 
     def stop(self):
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=60)
+
+
+def wait_until(condition, what, seconds=60, cron=None):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if cron:
+            assert cron.process.poll() is None, f'start-cron.sh exited:\n{cron.log()}'
+        assert time.monotonic() < deadline, f'no {what} within {seconds} s' + (f':\n{cron.log()}' if cron else '')
+        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -58,42 +71,81 @@ def cron(tom_env, tmp_path):
         runner.process.wait()
 
 
-def test_jobs_run_and_their_output_and_failures_are_logged_with_their_command(cron, lco):
+def test_jobs_run_recorded_with_their_output_and_failures_logged_by_command(cron, lco):
     lco.add_request(7001)
     make_record(make_target(), 7001)
-    cron.start(f'{EVERY_SECOND}{PYTHON_MANAGE} save_data\n'
-               f'{EVERY_SECOND}{PYTHON_MANAGE} save_data --target_id 999999\n')
+    good, bad = f'{JOBS_RUN} save_data', f'{JOBS_RUN} --name bad save_data --target_id 999999'
+    cron.start(f'{EVERY_SECOND}{good}\n{EVERY_SECOND}{bad}\n')
 
     cron.wait_for('msg="job succeeded"')
     cron.wait_for('msg="error running command: exit status 1"')
     assert cron.stop() == 0
 
     lines = cron.log().splitlines()
-    good = f'job.command="{REPO}/.venv/bin/python {REPO}/manage.py save_data"'
-    bad = f'job.command="{REPO}/.venv/bin/python {REPO}/manage.py save_data --target_id 999999"'
     assert any('done: 1 record(s) checked, downloaded 2 product(s)' in line and 'channel=stdout' in line
-               and good in line for line in lines)
-    assert any('msg="job succeeded"' in line and good in line for line in lines)
-    assert any("no target with id '999999'" in line and 'channel=stderr' in line and bad in line for line in lines)
-    assert any('level=error msg="error running command: exit status 1"' in line and bad in line for line in lines)
+               and f'job.command="{good}"' in line for line in lines)
+    assert any('msg="job succeeded"' in line and f'job.command="{good}"' in line for line in lines)
+    assert any("no target with id '999999'" in line and 'channel=stderr' in line and f'job.command="{bad}"' in line
+               for line in lines)
+    assert any('level=error msg="error running command: exit status 1"' in line and f'job.command="{bad}"' in line
+               for line in lines)
+    succeeded = JobRun.objects.filter(name='save_data', outcome='succeeded').first()
+    assert succeeded and succeeded.trigger == 'schedule' and succeeded.scheduled_for is not None
+    assert JobRun.objects.filter(name='bad', outcome='failed', exit_status=1).exists()
 
 
-def test_edits_load_live_and_a_bad_edit_leaves_the_schedule_running(cron):
-    cron.start(f'{EVERY_SECOND}echo first\n')
+def test_edits_load_live_are_recorded_and_a_bad_edit_leaves_the_schedule_running(cron):
+    first = f'{EVERY_SECOND}echo first\n'
+    cron.start(first)
     cron.wait_for('msg=first')
+    wait_until(lambda: schedule.current()[0] and schedule.current()[0].text == first, 'the schedule recorded')
 
-    cron.save(f'{EVERY_SECOND}echo second\n')
+    second = f'{EVERY_SECOND}echo second\n'
+    cron.save(second)
     cron.wait_for('changed: new schedule loaded')
     cron.wait_for('msg=second')
+    wait_until(lambda: schedule.current()[0].text == second, 'the new schedule recorded')
 
-    cron.save(f'{EVERY_SECOND}echo second\nthis is not a cron line\n')
+    cron.save(second + 'this is not a cron line\n')
     cron.wait_for('change rejected')
     seen = cron.log().count('msg=second')
     cron.wait_for('msg=second', count=seen + 2)
 
     rejection = next(line for line in cron.log().splitlines() if 'change rejected' in line)
     assert "bad crontab line: 'this is not a cron line'" in rejection
+    wait_until(lambda: schedule.rejection_since(schedule.current()[0]), 'the rejection recorded')
+    assert schedule.rejection_since(schedule.current()[0]).bad_line == 'this is not a cron line'
     assert cron.stop() == 0
+
+
+def test_a_missed_job_catches_up_once_at_start(cron):
+    text = f'@hourly {JOBS_RUN} --name missed clearsessions\n'
+    schedule.record_load(text)
+    ScheduledJob.objects.update(first_seen=timezone.now() - timedelta(hours=3))
+
+    cron.start(text)
+    cron.wait_for('jobs: catching up missed: its run of ')
+    cron.wait_for('jobs: missed run ')
+    wait_until(lambda: JobRun.objects.filter(outcome='succeeded').exists(), 'the catch-up run to end', cron=cron)
+    assert cron.stop() == 0
+
+    run = JobRun.objects.get()
+    assert (run.name, run.trigger) == ('missed', 'catch-up')
+
+
+def test_jobs_report_to_sentry_and_supercronic_does_not(cron):
+    sentry = FakeSentry().start()
+    try:
+        cron.env['SENTRY_DSN'] = sentry.dsn
+        cron.start(f'{EVERY_SECOND}{JOBS_RUN} --name bad save_data --target_id 999999\n')
+        cron.wait_for('msg="error running command: exit status 1"')
+        wait_until(lambda: sentry.of_type('event'), 'an event in Sentry', cron=cron)
+        assert cron.stop() == 0
+    finally:
+        sentry.stop()
+
+    assert sentry.of_type('event')[0]['message'] == "job bad failed: CommandError: no target with id '999999'"
+    assert all(path.rstrip('/').endswith('/envelope') for path in sentry.paths), sentry.paths
 
 
 def test_a_bad_crontab_at_start_is_refused_naming_the_line(cron):

@@ -15,14 +15,15 @@ MAX_WINDOW = timedelta(days=1)
 def missed(now=None):
     """(CrontabLine, the tick it missed) for each job to catch up, in crontab order."""
     now = now or timezone.now()
-    _, crontab = schedule.current()
+    load, crontab = schedule.current()
     if crontab is None:
         return []
     lines = [line for line in crontab.jobs().values() if line.spec.catch_up]
     first_seen = schedule.first_seen([line.name for line in lines])
     due = []
     for line in lines:
-        tick = line.schedule.previous_before(now)
+        # The last tick before this cron container loaded its crontab: later ones are its own.
+        tick = line.schedule.previous_before(load.loaded_at)
         if tick is None or line.name not in first_seen or first_seen[line.name] > tick:
             continue  # never scheduled, or not yet in the crontab at that time
         following = line.schedule.next_after(tick)

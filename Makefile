@@ -6,7 +6,7 @@ UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 SUPERCRONIC_VERSION := v0.2.48
 
-.PHONY: venv test run serve
+.PHONY: venv lint test run serve
 
 venv: $(VENV)/.synced
 
@@ -23,11 +23,18 @@ $(VENV)/bin/supercronic: | $(VENV)/.synced
 	GOBIN=$(abspath $(VENV)/bin) CGO_ENABLED=0 go install -ldflags "-X main.Version=$(SUPERCRONIC_VERSION)" \
 		github.com/aptible/supercronic@$(SUPERCRONIC_VERSION)
 
+# The code that ships, linted: Python with ruff, shell scripts with shellcheck.
+SHELL_SCRIPTS := docker/*.sh .ci/run .ci/docker/*.sh tests/*.sh
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/shellcheck $(SHELL_SCRIPTS)
+
 # The whole suite on SQLite, then the database-facing part again on a real PostgreSQL.
 # Tests of one file share a worker: the container tests share one stack.
-test: venv $(VENV)/bin/supercronic
+POSTGRES_TESTS := tests/test_save_data.py tests/test_jobs_run.py tests/test_jobs_check.py tests/test_metrics.py
+test: lint $(VENV)/bin/supercronic
 	$(VENV)/bin/pytest -n auto --dist loadfile $(PYTEST_ARGS)
-	tests/with_postgres.sh $(VENV)/bin/pytest -n auto tests/test_save_data.py $(PYTEST_ARGS)
+	tests/with_postgres.sh $(VENV)/bin/pytest -n auto --dist loadfile $(POSTGRES_TESTS) $(PYTEST_ARGS)
 
 # The web server and the cron sidecar on this machine, without Docker (SQLite under ./data).
 serve: venv $(VENV)/bin/supercronic

@@ -71,7 +71,8 @@ class CrontabLoad(models.Model):
         get_latest_by = 'loaded_at'
 
     def __str__(self):
-        return f'crontab {"loaded" if self.accepted else "rejected"} on {self.host} at {self.loaded_at:%Y-%m-%d %H:%M:%S}'
+        what = 'loaded' if self.accepted else 'rejected'
+        return f'crontab {what} on {self.host} at {self.loaded_at:%Y-%m-%d %H:%M:%S}'
 
 
 class ScheduledJob(models.Model):

@@ -38,14 +38,14 @@ def run_data_service_query(query):
     results = _call('querying', lambda: service.query_targets(parameters))
     targets = []
     for result in results:
-        target = _call('creating a target', lambda: service.to_target(result))
+        target = _call('creating a target', service.to_target, result)
         if not target:
             continue
         try:
             service.to_reduced_datums(target, result.get('reduced_datums'))
         except MissingDataException:
-            _call(f'fetching data of {target.name}',
-                  lambda: service.to_reduced_datums(target, service.query_reduced_data(target)))
+            data = _call(f'fetching data of {target.name}', service.query_reduced_data, target)
+            _call(f'saving data of {target.name}', service.to_reduced_datums, target, data)
         except Exception as error:
             raise QueryFailed(f'saving data of {target.name}: {_reason(error)}')
         targets.append(target)
@@ -64,7 +64,8 @@ def run_broker_query(query):
     query.save(update_fields=['last_run'])
     created = []
     for alert in alerts:
-        target, extras, aliases = _call('reading an alert', lambda: broker.to_generic_alert(alert).to_target())
+        generic = _call('reading an alert', broker.to_generic_alert, alert)
+        target, extras, aliases = _call('reading an alert', generic.to_target)
         if Target.objects.filter(name=target.name).exists():
             continue
         try:
@@ -76,9 +77,10 @@ def run_broker_query(query):
     return created
 
 
-def _call(step, function):
+def _call(step, function, *args):
+    """function(*args), or QueryFailed naming the step and why it failed."""
     try:
-        return function()
+        return function(*args)
     except Exception as error:
         raise QueryFailed(f'{step}: {_reason(error)}')
 

@@ -65,7 +65,8 @@ def test_every_job_line_is_commented():
     ('0 * * * * python manage.py jobs run save_data --nonsense 3', 'save_data: Error: unrecognized'),
     ('0 * * * * python manage.py save_data', 'does not run through `python manage.py jobs run`'),
     ('0 * * * * /app/.venv/bin/python /app/manage.py jobs run save_data', 'write jobs as `python manage.py'),
-    ('0 * * * * python manage.py jobs run --timeout soon save_data', "jobs run: Error: argument --timeout: 'soon' is not a duration"),
+    ('0 * * * * python manage.py jobs run --timeout soon save_data',
+     "jobs run: Error: argument --timeout: 'soon' is not a duration"),
 ])
 def test_the_checks_catch_what_they_are_for(line, problem):
     assert any(p.startswith(problem) for p in problems(line + '\n')), problems(line + '\n')

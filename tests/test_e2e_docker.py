@@ -118,7 +118,8 @@ def stack(tmp_path_factory):
             wait_for('the web container to answer /health/', lambda: _status(stack.url + '/health/') == 200, 300)
             wait_for('the cron container to start supercronic', lambda: 'read crontab' in stack.logs('cron'), 120)
         except AssertionError as error:
-            state = stack.compose('ps', '-a', check=False).stdout + stack.compose('logs', '--tail', '30', check=False).stdout
+            state = (stack.compose('ps', '-a', check=False).stdout
+                     + stack.compose('logs', '--tail', '30', check=False).stdout)
             raise AssertionError(f'{error}\n{state}')
         yield stack
     finally:

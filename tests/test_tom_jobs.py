@@ -11,7 +11,8 @@ def test_failing_cadences_fail_the_job_by_name(tom_env):
     group = ObservationGroup.objects.create(name='nightly')
     group.observation_records.add(make_record(make_target(), 3001, status='PENDING'))
     # TOM Toolkit's own strategy, on the facility a new TOM has: it crashes there.
-    resume = DynamicCadence.objects.create(observation_group=group, cadence_strategy='ResumeCadenceAfterFailureStrategy',
+    resume = DynamicCadence.objects.create(observation_group=group,
+                                           cadence_strategy='ResumeCadenceAfterFailureStrategy',
                                            cadence_parameters={'cadence_frequency': 24}, active=True)
     unknown = DynamicCadence.objects.create(observation_group=group, cadence_strategy='NoSuchStrategy',
                                             cadence_parameters={}, active=True)

@@ -3,8 +3,8 @@
 # suite exercises the same code on a real PostgreSQL. Needs Debian's postgresql package.
 set -eu
 
-bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-if [ -z "$bindir" ]; then
+bindir=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+if [ ! -d "$bindir" ]; then
     echo "with_postgres: PostgreSQL server binaries not found; apt-get install postgresql" >&2
     exit 1
 fi

@@ -56,10 +56,7 @@ def mark_lost(name=None):
     name, every running run of that job (its caller holds the job's lock, so none of them
     can still be running). Returns how many."""
     runs = JobRun.objects.filter(outcome=Outcome.RUNNING)
-    if name is None:
-        runs = runs.filter(heartbeat_at__lt=timezone.now() - LOST_AFTER)
-    else:
-        runs = runs.filter(name=name)
+    runs = runs.filter(name=name) if name else runs.filter(heartbeat_at__lt=timezone.now() - LOST_AFTER)
     with transaction.atomic():
         lost = list(runs.select_for_update().values('pk', 'name', 'started_at', 'heartbeat_at'))
         for row in lost:

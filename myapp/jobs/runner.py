@@ -9,16 +9,16 @@ import selectors
 import signal
 import sys
 import time
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 
 from django.db import DatabaseError, connection
 
 from myapp.failures import one_line
 from myapp.jobs import child, history, schedule
-from myapp.jobs.timing import format_duration, format_moment
 from myapp.jobs.locks import job_lock
 from myapp.jobs.output import Output
 from myapp.jobs.sentry import SentryReport
+from myapp.jobs.timing import format_duration, format_moment
 from myapp.models import JobRun
 
 Outcome, Trigger = JobRun.Outcome, JobRun.Trigger
@@ -37,8 +37,10 @@ def run(spec, trigger=Trigger.MANUAL, tick=None, say=None):
     lock = job_lock(spec.name)
     if not lock.acquire():
         holder = history.holder(spec.name)
-        reason = (f'skipped: run {holder.pk} of {spec.name} is running on host {holder.host}, pid {holder.pid}, '
-                  f'since {format_moment(holder.started_at)}' if holder else f'skipped: another process holds the {lock}')
+        reason = f'skipped: another process holds the {lock}'
+        if holder:
+            reason = (f'skipped: run {holder.pk} of {spec.name} is running on host {holder.host}, '
+                      f'pid {holder.pid}, since {format_moment(holder.started_at)}')
         history.skip(spec, trigger, reason, tick)
         say.out(f'jobs: {spec.name} {reason}')
         return 0
@@ -213,7 +215,7 @@ def _process_started_at():
         with open('/proc/self/stat') as stat:
             fields = stat.read().rsplit(')', 1)[1].split()
         age = time.clock_gettime(time.CLOCK_BOOTTIME) - int(fields[19]) / os.sysconf('SC_CLK_TCK')
-        return datetime.fromtimestamp(time.time() - age, dt_timezone.utc)
+        return datetime.fromtimestamp(time.time() - age, UTC)
     except (OSError, ValueError, IndexError, AttributeError):
-        return datetime.now(dt_timezone.utc)
+        return datetime.now(UTC)
 

@@ -1,6 +1,6 @@
 """Durations (`90s`, `50m`, `2h`, or seconds) and times, read and written as people do."""
 import re
-from datetime import timezone as dt_timezone
+from datetime import UTC
 
 UNITS = {'': 1, 's': 1, 'm': 60, 'h': 3600}
 PATTERN = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$')
@@ -25,4 +25,4 @@ def format_duration(seconds):
 
 def format_moment(moment):
     """A time for a log line: UTC, to the second."""
-    return f'{moment.astimezone(dt_timezone.utc):%Y-%m-%d %H:%M:%S} UTC'
+    return f'{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC'

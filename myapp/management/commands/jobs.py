@@ -70,8 +70,12 @@ class Command(BaseCommand):
 
     def describe_overdue(self, state, now):
         last = state.last_run
-        last_run = (f'last run {last.outcome} at {_local(last.started_at)}' + (f': {last.summary}' if last.summary else '')
-                    if last else 'it has never run')
+        last_run = 'it has never run'
+        if last:
+            last_run = f'last run {last.outcome} at {_local(last.started_at)}'
+            if last.summary:
+                last_run += f': {last.summary}'
+
         success = _local(state.last_success.started_at) if state.last_success else 'never'
         return (f'OVERDUE {state.name} ({state.line.schedule}): last success {success}; due {_local(state.due)}, '
                 f'late by {format_duration((now - state.due).total_seconds())} '
@@ -92,11 +96,13 @@ class Command(BaseCommand):
             if last and last.summary:
                 last_run += f': {last.summary[:60]}'
             status = ' OVERDUE' if state.overdue(report.now) else ''
-            rows.append((state.name + status, str(state.line.schedule), _local(state.next_run) if state.next_run else '-',
-                         last_run, _local(state.last_success.started_at) if state.last_success else 'never'))
-        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+            rows.append((state.name + status, str(state.line.schedule),
+                         _local(state.next_run) if state.next_run else '-', last_run,
+                         _local(state.last_success.started_at) if state.last_success else 'never'))
+        # Columns as wide as their widest cell; the last one is not padded.
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)] + [0]
         for row in rows:
-            self.stdout.write('  '.join(cell.ljust(width) for cell, width in zip(row, widths)) + '  ' + row[4])
+            self.stdout.write('  '.join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
         for line, reason in report.problems:
             self.stdout.write(f'PROBLEM crontab line {line.number}: {reason}')
 

@@ -28,7 +28,11 @@ class Command(BaseCommand):
             if options['verbosity'] >= 1:
                 self.stdout.write(f'{label}: {len(found)} target(s)')
         if options['verbosity'] >= 1:
-            self.stdout.write(f'done: {len(queries)} saved {"query" if len(queries) == 1 else "queries"}, {targets} target(s), {failures} failure(s), '
-                              f'{time.monotonic() - started:.1f} s')
+            self.stdout.write(f'done: {len(queries)} saved {_queries(len(queries))}, {targets} target(s), '
+                              f'{failures} failure(s), {time.monotonic() - started:.1f} s')
         if failures:
-            raise CommandError(f'{failures} saved {"query" if failures == 1 else "queries"} failed; see the lines above', returncode=1)
+            raise CommandError(f'{failures} saved {_queries(failures)} failed; see the lines above', returncode=1)
+
+
+def _queries(count):
+    return 'query' if count == 1 else 'queries'

@@ -1,11 +1,13 @@
-"""End to end on a real Docker engine: `docker compose up` on a copy of this checkout, as a
-new user would, plus a fake LCO archive on the stack's network (tests/compose.e2e.yaml).
+"""End to end on a real Docker engine: `docker compose up --wait` on a copy of this checkout
+with a `.env`, as a new user would, plus a fake LCO archive on the stack's network
+(tests/compose.e2e.yaml).
 
 The tests run in file order and share one stack. Without an engine they are skipped, unless
 E2E_REQUIRE_DOCKER is set (as .ci/run does), when they fail instead. Base images and the
 supercronic download come from the environment where no registry is reachable:
 PYTHON_IMAGE, POSTGRES_IMAGE, SUPERCRONIC_URL, SUPERCRONIC_SHA256.
 """
+import json
 import os
 import re
 import secrets
@@ -25,8 +27,13 @@ pytestmark = pytest.mark.docker
 ADMIN = 'e2e-admin'
 OBSERVATION = 5001  # served by the lco service with two frames, ids 1001 and 1002
 FRAMES = [Frame(id=1001 + i, filename='', size=2048) for i in range(2)]
-EVERY_3_SECONDS = '*/3 * * * * * * /app/.venv/bin/python /app/manage.py save_data\n'
+SAVE_DATA = 'python manage.py jobs run --grace 5s save_data'
+EVERY_3_SECONDS = f'*/3 * * * * * * {SAVE_DATA}\n'
+# A job whose work is visible: each run appends a line to a file on the shared volume.
+TICK = ('*/10 * * * * * * python manage.py jobs run --name tick shell -c '
+        '"open(\'/data/ticks.txt\', \'a\').write(\'tick\\n\')"\n')
 BAD_LINE = 'this is not a cron line\n'
+METRICS_TOKEN = 'e2e-metrics-token'
 
 
 def engine_available():
@@ -65,6 +72,17 @@ class Stack:
     def save_crontab(self, text):
         save_as_editors_do(self.directory / 'crontab', text)
 
+    def health(self, service):
+        """{container name: health} of the service's containers, as `docker compose ps` shows."""
+        out = self.compose('ps', '--format', 'json', service).stdout
+        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+        rows = [row for rows_ in rows for row in (rows_ if isinstance(rows_, list) else [rows_])]
+        return {row['Name']: row.get('Health', '') for row in rows}
+
+    def query(self, code):
+        """What the Python code prints, run by manage.py shell in the web container."""
+        return self.manage('shell', '-c', code).stdout.strip().splitlines()[-1]
+
 
 def wait_for(what, check, seconds=120, every=1.0):
     deadline = time.monotonic() + seconds
@@ -98,22 +116,25 @@ def stack(tmp_path_factory):
             (directory / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, directory / name)
     project = f'mytom-e2e-{os.getpid()}'
+    password = secrets.token_urlsafe(16)
+    # What a user puts in .env: it reaches every container.
+    (directory / '.env').write_text(
+        f'DJANGO_SUPERUSER_USERNAME={ADMIN}\nDJANGO_SUPERUSER_PASSWORD={password}\n'
+        'LCO_PORTAL_URL=http://lco:8080\nLCO_ARCHIVE_URL=http://lco:8080\nLCO_API_KEY=e2e-key\n'
+        f'TOM_HTTP_TIMEOUT=10\nCRON_HEALTH_INTERVAL=5s\nMETRICS_TOKEN={METRICS_TOKEN}\n')
     env = {
         **os.environ,
         'COMPOSE_PROJECT_NAME': project,
         'TOM_IMAGE': f'{project}:latest',
         'WEB_PORT': str(free_port()),
-        'DJANGO_SUPERUSER_USERNAME': ADMIN,
-        'DJANGO_SUPERUSER_PASSWORD': secrets.token_urlsafe(16),
-        'LCO_PORTAL_URL': 'http://lco:8080',
-        'LCO_ARCHIVE_URL': 'http://lco:8080',
-        'LCO_API_KEY': 'e2e-key',
-        'TOM_HTTP_TIMEOUT': '10',
+        'DJANGO_SUPERUSER_PASSWORD': password,
     }
     stack = Stack(directory, env)
     try:
         stack.compose('build', timeout=900)
-        stack.compose('up', '-d', timeout=600)
+        started = time.monotonic()
+        up = stack.compose('up', '--wait', '--wait-timeout', '300', check=False, timeout=600)
+        stack.up_wait = (up.returncode, time.monotonic() - started, up.stdout + up.stderr)
         try:
             wait_for('the web container to answer /health/', lambda: _status(stack.url + '/health/') == 200, 300)
             wait_for('the cron container to start supercronic', lambda: 'read crontab' in stack.logs('cron'), 120)
@@ -132,6 +153,14 @@ def _status(url):
         return requests.get(url, timeout=5, allow_redirects=False).status_code
     except requests.RequestException:
         return None
+
+
+def test_compose_up_wait_returns_once_every_container_is_healthy(stack):
+    returncode, seconds, output = stack.up_wait
+
+    assert returncode == 0, output
+    assert set(stack.health('cron').values()) == {'healthy'}
+    assert set(stack.health('web').values()) == {'healthy'}
 
 
 def test_web_answers_its_health_url_and_login_page(stack):
@@ -167,7 +196,9 @@ def test_crontab_edit_takes_effect_live_and_cron_downloads(stack):
     logs = stack.logs_once('cron', 'msg="job succeeded"', 120)
     assert 'changed: new schedule loaded' in logs
     done = [line for line in logs.splitlines() if 'done: 1 record(s) checked, downloaded 2 product(s)' in line]
-    assert done and 'job.command="/app/.venv/bin/python /app/manage.py save_data"' in done[0]
+    assert done and f'job.command="{SAVE_DATA}"' in done[0]
+    assert stack.query('from myapp.models import JobRun; '
+                       'print(JobRun.objects.filter(name="save_data", outcome="succeeded").exists())') == 'True'
 
 
 def test_downloaded_product_is_served_to_a_logged_in_user_only(stack):
@@ -190,16 +221,68 @@ def test_downloaded_product_is_served_to_a_logged_in_user_only(stack):
     assert all(frame.content() not in anonymous.content for frame in FRAMES)
 
 
+def test_an_unreachable_archive_makes_cron_unhealthy_until_save_data_succeeds(stack):
+    assert set(stack.health('cron').values()) == {'healthy'}
+    stack.compose('stop', 'lco')
+    try:
+        wait_for('a failed save_data run', lambda: stack.query(
+            'from myapp.models import JobRun; '
+            'print(JobRun.objects.filter(name="save_data", outcome="failed").exists())') == 'True', 60)
+        wait_for('cron to turn unhealthy', lambda: set(stack.health('cron').values()) == {'unhealthy'}, 90)
+        check = stack.compose('exec', '-T', 'cron', 'python', 'manage.py', 'jobs', 'check', check=False)
+        assert check.returncode == 1
+        assert check.stderr.startswith('OVERDUE save_data (*/3 * * * * * *): last success ')
+        assert 'last run failed at ' in check.stderr
+    finally:
+        stack.compose('start', 'lco')
+
+    wait_for('cron to be healthy again', lambda: set(stack.health('cron').values()) == {'healthy'}, 90)
+    metrics = requests.get(stack.url + '/metrics', timeout=10, headers={'Authorization': f'Bearer {METRICS_TOKEN}'})
+    assert metrics.status_code == 200
+    assert 'tom_job_overdue{job="save_data"} 0.0' in metrics.text
+    assert 'tom_job_runs_total{job="save_data",outcome="failed"}' in metrics.text
+
+
+def test_two_cron_replicas_run_each_tick_once(stack):
+    stack.save_crontab((REPO / 'crontab').read_text() + TICK)
+    stack.compose('up', '-d', '--no-recreate', '--scale', 'cron=2', 'cron', timeout=300)
+    assert len(stack.health('cron')) == 2
+    try:
+        wait_for('six ticks of work', lambda: int(stack.query(
+            'from myapp.models import JobRun; '
+            'print(JobRun.objects.filter(name="tick", outcome="succeeded").count())')) >= 6, 180, every=3)
+    finally:
+        stack.save_crontab((REPO / 'crontab').read_text())
+        stack.compose('up', '-d', '--no-recreate', '--scale', 'cron=1', 'cron', timeout=300)
+
+    runs = json.loads(stack.query(
+        'import json; from myapp.models import JobRun; '
+        'print(json.dumps([[str(r.scheduled_for), r.outcome, r.host] '
+        'for r in JobRun.objects.filter(name="tick").order_by("started_at")]))'))
+    worked = {}
+    for tick, outcome, host in runs:
+        assert tick != 'None'
+        if outcome != 'skipped':
+            worked.setdefault(tick, []).append((outcome, host))
+    assert all(len(work) == 1 for work in worked.values()), worked
+    assert len({host for tick, outcome, host in runs}) == 2, 'both replicas took part'
+    ticks = int(stack.compose('exec', '-T', 'web', 'sh', '-c', 'wc -l < /data/ticks.txt').stdout)
+    assert ticks == sum(len(work) for work in worked.values())
+
+
 def test_bad_crontab_edit_is_rejected_while_jobs_keep_running(stack):
-    good = (stack.directory / 'crontab').read_text()
+    good = (REPO / 'crontab').read_text() + EVERY_3_SECONDS
+    stack.save_crontab(good)
+    before = stack.logs('cron').count('msg="job succeeded"')
     stack.save_crontab(good + BAD_LINE)
 
     logs = stack.logs_once('cron', 'change rejected', 60)
     rejection = next(line for line in logs.splitlines() if 'change rejected' in line)
     assert "bad crontab line: 'this is not a cron line'" in rejection
-    before = logs.count('msg="job succeeded"')
     wait_for('save_data to go on succeeding',
              lambda: stack.logs('cron').count('msg="job succeeded"') >= before + 2, 60)
+    assert stack.query('from myapp.models import CrontabLoad; '
+                       'print(CrontabLoad.objects.filter(accepted=False).latest().bad_line)') == BAD_LINE.strip()
 
 
 def test_malformed_crontab_stops_a_new_cron_container(stack):

@@ -57,17 +57,20 @@ def mark_lost(name=None):
     can still be running). Returns how many."""
     runs = JobRun.objects.filter(outcome=Outcome.RUNNING)
     runs = runs.filter(name=name) if name else runs.filter(heartbeat_at__lt=timezone.now() - LOST_AFTER)
-    with transaction.atomic():
-        lost = list(runs.select_for_update().values('pk', 'name', 'started_at', 'heartbeat_at'))
-        for row in lost:
-            last_seen = row['heartbeat_at'] or row['started_at']
-            JobRun.objects.filter(pk=row['pk']).update(
+    # Read first, write only when there is something to mark: `jobs check` calls this often.
+    lost = 0
+    for row in list(runs.values('pk', 'name', 'started_at', 'heartbeat_at')):
+        last_seen = row['heartbeat_at'] or row['started_at']
+        with transaction.atomic():
+            marked = JobRun.objects.filter(pk=row['pk'], outcome=Outcome.RUNNING).update(
                 outcome=Outcome.LOST, finished_at=last_seen,
                 duration=(last_seen - row['started_at']).total_seconds(),
                 summary=f'the runner stopped without finishing; last heard of at {last_seen:%Y-%m-%d %H:%M:%S %Z}',
             )
-            _count(row['name'], Outcome.LOST)
-    return len(lost)
+            if marked:
+                _count(row['name'], Outcome.LOST)
+        lost += marked
+    return lost
 
 
 def holder(name):

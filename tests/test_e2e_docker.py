@@ -28,7 +28,9 @@ ADMIN = 'e2e-admin'
 OBSERVATION = 5001  # served by the lco service with two frames, ids 1001 and 1002
 FRAMES = [Frame(id=1001 + i, filename='', size=2048) for i in range(2)]
 SAVE_DATA = 'python manage.py jobs run --grace 5s save_data'
-EVERY_3_SECONDS = f'*/3 * * * * * * {SAVE_DATA}\n'
+HOURLY_SAVE_DATA = '5 * * * * python manage.py jobs run --timeout 50m save_data\n'
+# The crontab with save_data every 3 seconds instead of hourly.
+FAST_CRONTAB = (REPO / 'crontab').read_text().replace(HOURLY_SAVE_DATA, f'*/3 * * * * * * {SAVE_DATA}\n')
 # A job whose work is visible: each run appends a line to a file on the shared volume.
 TICK = ('*/10 * * * * * * python manage.py jobs run --name tick shell -c '
         '"open(\'/data/ticks.txt\', \'a\').write(\'tick\\n\')"\n')
@@ -191,7 +193,8 @@ def test_crontab_edit_takes_effect_live_and_cron_downloads(stack):
         f'ObservationRecord.objects.create(target=t, facility="LCORedirect", observation_id="{OBSERVATION}", '
         'status="COMPLETED", parameters={})'))
 
-    stack.save_crontab((stack.directory / 'crontab').read_text() + EVERY_3_SECONDS)
+    assert HOURLY_SAVE_DATA in (REPO / 'crontab').read_text()
+    stack.save_crontab(FAST_CRONTAB)
 
     logs = stack.logs_once('cron', 'msg="job succeeded"', 120)
     assert 'changed: new schedule loaded' in logs
@@ -271,10 +274,11 @@ def test_two_cron_replicas_run_each_tick_once(stack):
 
 
 def test_bad_crontab_edit_is_rejected_while_jobs_keep_running(stack):
-    good = (REPO / 'crontab').read_text() + EVERY_3_SECONDS
-    stack.save_crontab(good)
+    loads = stack.logs('cron').count('new schedule loaded')
+    stack.save_crontab(FAST_CRONTAB)
+    wait_for('the crontab to load', lambda: stack.logs('cron').count('new schedule loaded') > loads, 60)
     before = stack.logs('cron').count('msg="job succeeded"')
-    stack.save_crontab(good + BAD_LINE)
+    stack.save_crontab(FAST_CRONTAB + BAD_LINE)
 
     logs = stack.logs_once('cron', 'change rejected', 60)
     rejection = next(line for line in logs.splitlines() if 'change rejected' in line)

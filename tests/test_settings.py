@@ -19,7 +19,7 @@ SHOW = (
 def clean_env(tmp_path):
     """The environment of a new user: none of the TOM's variables, a fresh DATA_DIR."""
     names = ('SECRET_KEY', 'DEBUG', 'DATABASE_URL', 'ALLOWED_HOSTS', 'TZ', 'TIME_ZONE', 'TOM_HTTP_TIMEOUT',
-             'LCO_API_KEY', 'LCO_PORTAL_URL', 'LCO_ARCHIVE_URL', 'DJANGO_SETTINGS_MODULE')
+             'JOB_TIMEOUT', 'LCO_API_KEY', 'LCO_PORTAL_URL', 'LCO_ARCHIVE_URL', 'DJANGO_SETTINGS_MODULE')
     env = {k: v for k, v in os.environ.items() if k not in names}
     return {**env, 'DATA_DIR': str(tmp_path / 'data'), 'SECRET_KEY': 'k'}
 
@@ -68,6 +68,8 @@ def test_environment_overrides_the_defaults(clean_env):
     ({'TOM_HTTP_TIMEOUT': 'soon'}, "configuration error: TOM_HTTP_TIMEOUT must be a number, not 'soon'"),
     ({'TOM_HTTP_TIMEOUT': '0'}, 'configuration error: TOM_HTTP_TIMEOUT must be a positive number of seconds'),
     ({'DATABASE_URL': 'nosuchdb://x'}, "configuration error: 'nosuchdb' isn't an available database backend"),
+    ({'JOB_TIMEOUT': 'soon'}, "configuration error: JOB_TIMEOUT: 'soon' is not a duration: write seconds, or a "
+                              "number with s, m or h (90s, 50m, 2h)"),
 ])
 def test_bad_configuration_is_one_line_and_refuses_to_start(clean_env, change, message):
     job = run_job({**clean_env, **change}, 'save_data')

@@ -122,19 +122,24 @@ class Supervisor:
         terminated_at = status = None
         timed_out = False
         exited_at = None
-        while selector.get_map() and (exited_at is None or time.monotonic() < exited_at + DRAIN_SECONDS):
-            for key, _ in selector.select(timeout=0.5):
-                data = os.read(key.fd, 65536)
-                if data:
-                    output.feed(key.fd, data)
-                else:
-                    selector.unregister(key.fd)
-                    os.close(key.fd)
+        while True:
+            if selector.get_map():
+                for key, _ in selector.select(timeout=0.5):
+                    data = os.read(key.fd, 65536)
+                    if data:
+                        output.feed(key.fd, data)
+                    else:
+                        selector.unregister(key.fd)
+                        os.close(key.fd)
+            else:
+                time.sleep(0.1)  # the job closed its output but may still run: its timeout holds
             now = time.monotonic()
             if status is None:
                 status = self._reap()
                 if status is not None:
                     exited_at = now
+            if status is not None and (not selector.get_map() or now >= exited_at + DRAIN_SECONDS):
+                break
             if status is None and now >= deadline and terminated_at is None:
                 timed_out = True
                 terminated_at = now
@@ -151,8 +156,6 @@ class Supervisor:
             selector.unregister(fd)
             os.close(fd)
         output.close()
-        if status is None:
-            status = self._reap(block=True)
         return status, timed_out
 
     def _finish(self, status, timed_out, output, sentry):
@@ -181,9 +184,9 @@ class Supervisor:
             self.say.err(f'{ended}, exit status {status}' + (f': {summary}' if summary else ''))
         return exit_status
 
-    def _reap(self, block=False):
+    def _reap(self):
         """The child's exit status once it has ended (128 + N for signal N), else None."""
-        pid, wait_status = os.waitpid(self.child_pid, 0 if block else os.WNOHANG)
+        pid, wait_status = os.waitpid(self.child_pid, os.WNOHANG)
         if pid == 0:
             return None
         code = os.waitstatus_to_exitcode(wait_status)

@@ -7,6 +7,7 @@ import shlex
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.management import get_commands, load_command_class
 from django.core.management.base import CommandError, CommandParser
 
 from myapp.jobs.timing import parse_duration
@@ -72,8 +73,6 @@ def spec_from_words(words):
 def check_command(argv):
     """CommandError naming what is wrong when argv is not a management command with arguments
     it accepts; jobs run refuses it before anything is recorded, jobs check reports it."""
-    from django.core.management import get_commands, load_command_class
-
     name, arguments = argv[0], list(argv[1:])
     commands = get_commands()
     if name not in commands:

@@ -1,7 +1,7 @@
 """What the job runtime costs: a no-op job run directly and through `jobs run`, and one
 `jobs check` (the cron container's health check), each as its own process, as cron runs it.
 
-    .venv/bin/python tests/bench_job_overhead.py [--runs N]
+    .venv/bin/python tests/benchmarks/job_overhead.py [--runs N]
 
 Prints the median wall time and CPU time of each, and the ratio of `jobs run` to direct.
 Uses a throwaway SQLite database under a temporary DATA_DIR.
@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # A no-op job: no expired sessions to clear, and no system checks (as our jobs skip them).
 NO_OP = ['prune_job_history']
 

@@ -30,7 +30,7 @@ class Frame:
 
 @dataclass
 class Fault:
-    kind: str           # status | stall | bad_json | slow | stall_after | truncate
+    kind: str           # status | stall | bad_json | slow | stall_after | truncate | gate
     value: float = 0    # status code, seconds between chunks, or bytes sent before stalling
     times: int = -1     # how many requests it spoils; -1 means all of them
 
@@ -50,6 +50,7 @@ class FakeLCO:
         self.faults = {}
         self.hits = []
         self.released = threading.Event()  # set on stop: frees every stalled handler
+        self.gate = threading.Event()      # a `gate` fault answers normally once this is set
         self._next_frame = 1000
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer((host, port), _handler(self))
@@ -92,6 +93,7 @@ class FakeLCO:
 
     def stop(self):
         self.released.set()
+        self.gate.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -172,6 +174,10 @@ def _handler(lco):
                 self.send_json({'detail': 'Spoiled on purpose.'}, int(fault.value))
             elif fault.kind == 'stall':
                 lco.released.wait()
+            elif fault.kind == 'gate':
+                while not (lco.gate.wait(0.1) or lco.released.is_set()):
+                    pass
+                self.send_body(body, 'application/octet-stream')
             elif fault.kind == 'bad_json':
                 self.send_body(b'<html>not json', 'application/json')
             elif fault.kind in ('stall_after', 'truncate'):

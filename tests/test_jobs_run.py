@@ -56,11 +56,12 @@ def test_a_failing_job_exits_non_zero_and_is_recorded_as_failed(tom_env):
 def test_a_second_run_of_a_running_job_is_skipped_and_downloads_nothing(lco, tom_env):
     frames = lco.add_request(2101, frames=1, size=4096)
     make_record(make_target(), 2101)
-    lco.fault('download', frames[0].id, 'slow', 0.2)  # 16 chunks: about 3 s
+    lco.fault('download', frames[0].id, 'gate')  # answers once the test opens the gate
     first = start_job(tom_env, 'jobs', 'run', 'save_data')
     wait_until(lambda: lco.count('download', frames[0].id), 'the first run to start downloading')
 
     second = run_job(tom_env, 'jobs', 'run', 'save_data')
+    lco.gate.set()
     out, err = first.communicate(timeout=120)
 
     assert second.returncode == 0, second.stderr

@@ -12,7 +12,8 @@
 # the file was saved and through any kind of mount. Every schedule loaded and every edit
 # rejected is recorded in the database (`jobs loaded`, `jobs rejected`) for `jobs check`,
 # `jobs list` and the web container. At start, `jobs catch-up` runs each job whose last run
-# was missed while no cron container ran.
+# was missed while no cron container ran. `jobs serve-requests` runs the jobs asked for with
+# the Jobs page's Run now, within seconds (restarted should it ever stop).
 set -eu
 source=${CRONTAB:-/etc/tom/crontab}
 app=$(cd "$(dirname "$0")/.." && pwd)
@@ -81,6 +82,12 @@ supercronic=$$
 # Recorded before the catch-up, which reads the schedule; neither delays supercronic's start.
 { manage jobs loaded "$active.source" && manage jobs catch-up; } &
 watch &
+(
+    while kill -0 "$supercronic" 2>/dev/null; do
+        manage jobs serve-requests --while-pid "$supercronic" || log "the Run now poller stopped; restarting it" >&2
+        sleep 5
+    done
+) &
 # Jobs run from the app folder, with the image's Python first on PATH: `python manage.py ...`.
 cd "$app"
 exec env -u SENTRY_DSN TOM_JOBS_TRIGGER=schedule supercronic -inotify "$active"

@@ -2,7 +2,12 @@ from django.apps import AppConfig
 
 
 class MyappConfig(AppConfig):
-    """This TOM's own code: the jobs that cron runs live in myapp/management/commands/."""
+    """This TOM's own code: the jobs that cron runs live in myapp/management/commands/, the
+    job runtime in myapp/jobs/, its pages in views.py."""
 
     name = 'myapp'
     default_auto_field = 'django.db.models.AutoField'
+
+    def nav_items(self):
+        """TOM Toolkit's integration point for an app's items in the navigation bar."""
+        return [{'partial': 'myapp/partials/nav_jobs.html'}]

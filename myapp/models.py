@@ -1,4 +1,6 @@
-"""What the job runtime keeps: every run of every job, and the schedule the cron container runs."""
+"""What the job runtime keeps: every run of every job, the schedule the cron container runs,
+and the runs people asked for from the Jobs page."""
+from django.conf import settings
 from django.db import models
 
 
@@ -17,6 +19,7 @@ class JobRun(models.Model):
         SCHEDULE = 'schedule'
         CATCH_UP = 'catch-up'
         MANUAL = 'manual'
+        RUN_NOW = 'run now'       # asked for on the Jobs page
 
     name = models.CharField(max_length=200)
     command = models.TextField(help_text='the management command and its arguments')
@@ -84,3 +87,22 @@ class ScheduledJob(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class JobRequest(models.Model):
+    """A "Run now" pressed on the Jobs page: the cron container picks it up within seconds
+    and runs the job through `jobs run`, whose run it links here."""
+
+    name = models.CharField(max_length=200)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    requested_at = models.DateTimeField()
+    picked_at = models.DateTimeField(null=True, blank=True, help_text='when a cron container took it')
+    host = models.CharField(max_length=255, blank=True, help_text='the cron container that took it')
+    run = models.ForeignKey(JobRun, null=True, blank=True, on_delete=models.SET_NULL)
+    error = models.TextField(blank=True, help_text='why it could not be run')
+
+    class Meta:
+        ordering = ['-requested_at']
+
+    def __str__(self):
+        return f'run now of {self.name} by {self.requested_by} at {self.requested_at:%Y-%m-%d %H:%M:%S}'

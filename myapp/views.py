@@ -1,15 +1,27 @@
-"""The TOM's own pages: data product files for the users who may see their target, and the
-job metrics for Prometheus."""
+"""The TOM's own pages: data product files for the users who may see their target, the Jobs
+pages and their JSON view, and the job metrics for Prometheus."""
+import plotly.graph_objects as go
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import get_object_or_404, render
 from django.utils.crypto import constant_time_compare
+from django.views.generic import TemplateView
+from plotly import offline
 from prometheus_client import CONTENT_TYPE_LATEST
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
 from tom_dataproducts.models import DataProduct
 from tom_targets.models import Target
 from tom_targets.permissions import targets_for_user
 
+from myapp.jobs import run_now, schedule
+from myapp.jobs.board import board
 from myapp.jobs.metrics import exposition
+from myapp.models import JobRequest, JobRun
 
 
 @login_required
@@ -40,3 +52,97 @@ def job_metrics(request):
         return HttpResponse('a bearer token is required\n', status=401, content_type='text/plain',
                             headers={'WWW-Authenticate': 'Bearer'})
     return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
+
+
+class JobListView(LoginRequiredMixin, TemplateView):
+    """Every job of the schedule the cron container runs: when it runs next, how it last
+    ran, when it last succeeded; overdue and failing jobs first in the reader's eye."""
+
+    template_name = 'myapp/job_list.html'
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), 'board': board()}
+
+
+class JobDetailView(LoginRequiredMixin, TemplateView):
+    """One job's runs, newest first, with a chart of recent durations and Run now for staff."""
+
+    template_name = 'myapp/job_detail.html'
+    paginate_by = 20
+    chart_runs = 100
+
+    def get_context_data(self, name, **kwargs):
+        line = schedule.line_of(name)
+        runs = JobRun.objects.filter(name=name).order_by('-started_at')
+        if line is None and not runs.exists():
+            raise Http404('No such job')
+        page = Paginator(runs, self.paginate_by).get_page(self.request.GET.get('page'))
+        return {
+            **super().get_context_data(**kwargs),
+            'name': name, 'line': line, 'page_obj': page, 'runs': page.object_list,
+            'chart': duration_chart(list(runs[:self.chart_runs])),
+            'may_run_now': line is not None and self.request.user.is_staff,
+        }
+
+
+class JobsAPIView(APIView):
+    """GET /api/jobs/: the Jobs page's list as JSON, for monitoring and scripts (token or session)."""
+
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request):
+        jobs_board = board()
+        load, rejection = jobs_board.load, jobs_board.rejection
+        return Response({
+            'crontab_loaded_at': load.loaded_at.isoformat() if load else None,
+            'rejected_edit': {'at': rejection.loaded_at.isoformat(), 'bad_line': rejection.bad_line,
+                              'reason': rejection.reason} if rejection else None,
+            'problems': [{'line': line.number, 'reason': reason} for line, reason in jobs_board.problems],
+            'jobs': [row.as_dict() for row in jobs_board.rows],
+        })
+
+
+class RunNowView(APIView):
+    """POST /api/jobs/<name>/run/: staff ask the cron container to run the job now. An API
+    view so that a refusal stays a 403 (TOM Toolkit turns a page's 403 into a login page);
+    session requests need the CSRF token."""
+
+    permission_classes = [IsAdminUser]
+
+    def post(self, request, name):
+        job_request = run_now.ask(name, request.user)
+        if job_request is None:
+            raise Http404('The running crontab has no such job')
+        return render(request._request, 'myapp/partials/run_request.html',
+                      {'job_request': job_request, 'state': run_now.state(job_request)}, status=202)
+
+
+@login_required
+def run_request(request, pk):
+    """Where a Run now request is (queued, starting, running, its outcome): the Jobs page
+    asks again every two seconds until it has ended."""
+    job_request = get_object_or_404(JobRequest.objects.select_related('run'), pk=pk)
+    return render(request, 'myapp/partials/run_request.html',
+                  {'job_request': job_request, 'state': run_now.state(job_request)})
+
+
+def duration_chart(runs):
+    """A plotly chart of the runs' durations over time, one colour per outcome."""
+    figure = go.Figure()
+    for outcome in JobRun.Outcome:
+        points = [run for run in runs if run.outcome == outcome and run.duration is not None]
+        if points:
+            figure.add_trace(go.Scatter(
+                x=[run.started_at for run in points], y=[run.duration for run in points], mode='markers',
+                name=outcome.label, marker={'color': OUTCOME_COLOURS[outcome], 'size': 9},
+                text=[run.summary for run in points],
+            ))
+    figure.update_layout(height=320, margin={'l': 50, 'r': 20, 't': 20, 'b': 40}, yaxis_title='seconds',
+                         template=settings.PLOTLY_THEME, legend={'orientation': 'h'})
+    return offline.plot(figure, output_type='div', include_plotlyjs=False, show_link=False)
+
+
+OUTCOME_COLOURS = {
+    JobRun.Outcome.SUCCEEDED: '#198754', JobRun.Outcome.FAILED: '#dc3545', JobRun.Outcome.TIMED_OUT: '#fd7e14',
+    JobRun.Outcome.LOST: '#6f42c1', JobRun.Outcome.SKIPPED: '#6c757d', JobRun.Outcome.RUNNING: '#0d6efd',
+}

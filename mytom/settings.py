@@ -3,6 +3,7 @@ Settings of the TOM: what TOM Toolkit 3.1's `tom_setup` generates, with every va
 differs between machines read from the environment (twelve-factor). README.md lists each
 variable; `.env.example` shows them with their defaults.
 """
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
@@ -86,7 +87,9 @@ ROOT_URLCONF = 'mytom.urls'
 TEMPLATES = [
     {
         'BACKEND': 'django.template.backends.django.DjangoTemplates',
-        'DIRS': [],
+        # The TOM's own templates, before TOM Toolkit's: mytom/templates/tom_common/index.html
+        # replaces its home page, as tom_setup's templates/ folder does.
+        'DIRS': [BASE_DIR / 'mytom' / 'templates'],
         'APP_DIRS': True,
         'OPTIONS': {
             'context_processors': [
@@ -143,6 +146,12 @@ USE_TZ = True
 FORMAT_MODULE_PATH = ['tom_base.formats']
 
 STATIC_URL = '/static/'
+# The TOM's own static files (mytom/static/tom_common/css/custom.css, which every page of TOM
+# Toolkit asks for), and plotly's JavaScript from the plotly package, for the Jobs charts.
+STATICFILES_DIRS = [
+    BASE_DIR / 'mytom' / 'static',
+    ('plotly', Path(importlib.util.find_spec('plotly').submodule_search_locations[0]) / 'package_data'),
+]
 STATIC_ROOT = Path(env.str('STATIC_ROOT', default=str(BASE_DIR / 'staticfiles')))
 MEDIA_ROOT = DATA_DIR / 'media'
 MEDIA_URL = '/data/'

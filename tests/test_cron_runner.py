@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from myapp.jobs import schedule
+from myapp.jobs import run_now, schedule
 from myapp.models import JobRun, ScheduledJob
 from tests.conftest import REPO, make_record, make_target, save_as_editors_do, tool
 from tests.fake_sentry import FakeSentry
@@ -146,6 +146,19 @@ def test_jobs_report_to_sentry_and_supercronic_does_not(cron):
 
     assert sentry.of_type('event')[0]['message'] == "job bad failed: CommandError: no target with id '999999'"
     assert all(path.rstrip('/').endswith('/envelope') for path in sentry.paths), sentry.paths
+
+
+def test_run_now_requests_are_served_in_the_cron_container(cron):
+    cron.start(f'@daily {JOBS_RUN} --name sessions clearsessions\n')
+    wait_until(lambda: schedule.current()[0] is not None, 'the schedule recorded', cron=cron)
+
+    request = run_now.ask('sessions', None)
+    wait_until(lambda: JobRun.objects.filter(outcome='succeeded').exists(), 'the requested run', cron=cron)
+    cron.wait_for('jobs: run now of sessions')
+    assert cron.stop() == 0
+
+    request.refresh_from_db()
+    assert request.run.trigger == 'run now' and request.run.outcome == 'succeeded'
 
 
 def test_a_bad_crontab_at_start_is_refused_naming_the_line(cron):

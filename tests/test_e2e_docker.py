@@ -81,6 +81,16 @@ class Stack:
         rows = [row for rows_ in rows for row in (rows_ if isinstance(rows_, list) else [rows_])]
         return {row['Name']: row.get('Health', '') for row in rows}
 
+    def login(self):
+        """A requests session logged in as the stack's first admin (a staff user)."""
+        session = requests.Session()
+        session.get(self.url + '/accounts/login/', timeout=10)
+        session.post(self.url + '/accounts/login/', timeout=10, headers={'Referer': self.url + '/'}, data={
+            'login': ADMIN, 'password': self.env['DJANGO_SUPERUSER_PASSWORD'],
+            'csrfmiddlewaretoken': session.cookies['csrftoken'],
+        })
+        return session
+
     def query(self, code):
         """What the Python code prints, run by manage.py shell in the web container."""
         return self.manage('shell', '-c', code).stdout.strip().splitlines()[-1]
@@ -205,12 +215,7 @@ def test_crontab_edit_takes_effect_live_and_cron_downloads(stack):
 
 
 def test_downloaded_product_is_served_to_a_logged_in_user_only(stack):
-    session = requests.Session()
-    session.get(stack.url + '/accounts/login/', timeout=10)
-    session.post(stack.url + '/accounts/login/', timeout=10, headers={'Referer': stack.url + '/'}, data={
-        'login': ADMIN, 'password': stack.env['DJANGO_SUPERUSER_PASSWORD'],
-        'csrfmiddlewaretoken': session.cookies['csrftoken'],
-    })
+    session = stack.login()
     page = session.get(stack.url + '/dataproducts/data/', timeout=10).text
     links = sorted(set(re.findall(r'href="(/data/[^"]+)"', page)))
     assert len(links) == 2, page[-2000:]
@@ -222,6 +227,27 @@ def test_downloaded_product_is_served_to_a_logged_in_user_only(stack):
     assert anonymous.url.startswith(stack.url + '/accounts/login/')
     assert 'name="password"' in anonymous.text
     assert all(frame.content() not in anonymous.content for frame in FRAMES)
+
+
+def test_the_jobs_page_shows_the_runs_and_run_now_is_run_by_cron(stack):
+    session = stack.login()
+    jobs = session.get(stack.url + '/jobs/', timeout=10).text
+    row = jobs.split('data-job="save_data"')[1].split('</tr>')[0]
+    assert '<code>*/3 * * * * * *</code>' in row and 'Every 3 seconds' in row
+    assert '<span class="outcome outcome-succeeded">succeeded</span>' in row
+
+    page = session.get(stack.url + '/jobs/clearsessions/', timeout=10).text
+    run_now = re.search(r'hx-post="([^"]+)"', page).group(1)
+    asked = session.post(stack.url + run_now, timeout=10,
+                         headers={'X-CSRFToken': session.cookies['csrftoken'], 'HX-Request': 'true'})
+    assert asked.status_code == 202, asked.text
+    status_url = re.search(r'hx-get="([^"]+)"', asked.text).group(1)
+    wait_for('the requested run to succeed',
+             lambda: 'data-state="succeeded"' in session.get(stack.url + status_url, timeout=10).text, 90)
+    cron_hosts = stack.compose('ps', '-q', 'cron').stdout.split()
+    host = stack.query('from myapp.models import JobRun; '
+                       'print(JobRun.objects.get(name="clearsessions", trigger="run now").host)')
+    assert any(container.startswith(host) for container in cron_hosts), (host, cron_hosts)
 
 
 def test_an_unreachable_archive_makes_cron_unhealthy_until_save_data_succeeds(stack):

@@ -19,6 +19,11 @@ from myapp.jobs.options import spec_from_words
 ENV_LINE = re.compile(r'^([^\s=]+)\s*=\s*(.*)$')
 FIELD_COUNTS = (7, 6, 5, 1)
 DEFAULT_TIMEZONE = 'UTC'
+# supercronic's shorthands, as the usual five fields.
+SHORTHANDS = {
+    '@yearly': '0 0 1 1 *', '@annually': '0 0 1 1 *', '@monthly': '0 0 1 * *',
+    '@weekly': '0 0 * * 0', '@daily': '0 0 * * *', '@midnight': '0 0 * * *', '@hourly': '0 * * * *',
+}
 
 
 class ScheduleError(Exception):

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from django.db import DatabaseError, connection
 
 from myapp.failures import one_line
-from myapp.jobs import child, history, schedule
+from myapp.jobs import child, history, run_now, schedule
 from myapp.jobs.locks import job_lock
 from myapp.jobs.output import Output
 from myapp.jobs.sentry import SentryReport
@@ -28,9 +28,16 @@ TIMED_OUT_STATUS = 124
 DRAIN_SECONDS = 2.0
 
 
-def run(spec, trigger=Trigger.MANUAL, tick=None, say=None):
-    """Runs the job spec once; returns the exit status for `jobs run`."""
+def run(spec, trigger=Trigger.MANUAL, tick=None, say=None, request_id=None):
+    """Runs the job spec once; returns the exit status for `jobs run`. request_id: the Run
+    now request this run serves, linked to the run (or to the skipped run) it records."""
     say = say or Say()
+
+    def recorded(record):
+        if request_id is not None:
+            run_now.link(request_id, record)
+        return record
+
     line = schedule.line_of(spec.name)
     if trigger == Trigger.SCHEDULE and tick is None and line is not None:
         tick = line.schedule.previous_before(_process_started_at())
@@ -41,7 +48,7 @@ def run(spec, trigger=Trigger.MANUAL, tick=None, say=None):
         if holder:
             reason = (f'skipped: run {holder.pk} of {spec.name} is running on host {holder.host}, '
                       f'pid {holder.pid}, since {format_moment(holder.started_at)}')
-        history.skip(spec, trigger, reason, tick)
+        recorded(history.skip(spec, trigger, reason, tick))
         say.out(f'jobs: {spec.name} {reason}')
         return 0
     try:
@@ -52,13 +59,13 @@ def run(spec, trigger=Trigger.MANUAL, tick=None, say=None):
             done = history.ran_for_tick(spec.name, tick)
             if done:
                 reason = f'skipped: run {done.pk} on host {done.host} already ran the {format_moment(tick)} run'
-                history.skip(spec, trigger, reason, tick)
+                recorded(history.skip(spec, trigger, reason, tick))
                 say.out(f'jobs: {spec.name} {reason}')
                 return 0
         if trigger == Trigger.CATCH_UP and history.ran_since(spec.name, tick):
             say.out(f'jobs: {spec.name}: no catch-up needed, the {format_moment(tick)} run has been done')
             return 0
-        record = history.start(spec, trigger, tick)
+        record = recorded(history.start(spec, trigger, tick))
         return Supervisor(spec, record, line, say).supervise()
     finally:
         lock.release()

@@ -6,15 +6,11 @@ import math
 from django.conf import settings
 from django.utils.text import slugify
 
+from myapp.jobs.crontab import SHORTHANDS
 from myapp.models import JobRun
 
 Outcome = JobRun.Outcome
 FLUSH_SECONDS = 10
-# Sentry's crontab monitors take the usual five fields; these are supercronic's shorthands.
-SHORTHANDS = {
-    '@yearly': '0 0 1 1 *', '@annually': '0 0 1 1 *', '@monthly': '0 0 1 * *',
-    '@weekly': '0 0 * * 0', '@daily': '0 0 * * *', '@midnight': '0 0 * * *', '@hourly': '0 * * * *',
-}
 
 
 class SentryReport:

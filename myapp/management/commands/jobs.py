@@ -6,7 +6,8 @@
 
 and, for the cron container's start script: `jobs loaded FILE` and `jobs rejected FILE
 REASON` record the crontab it runs or an edit it refused; `jobs catch-up` runs the jobs
-whose last run was missed while no cron container ran.
+whose last run was missed while no cron container ran; `jobs serve-requests` runs the jobs
+asked for with the Jobs page's Run now.
 """
 import os
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from myapp.jobs import catchup, overdue, runner, schedule
+from myapp.jobs import catchup, overdue, run_now, runner, schedule
 from myapp.jobs.options import add_run_arguments, check_command, spec_from_options
 from myapp.jobs.timing import format_duration
 from myapp.models import JobRun
@@ -41,6 +42,8 @@ class Command(BaseCommand):
         rejected.add_argument('file')
         rejected.add_argument('reason')
         subcommands.add_parser('catch-up', help='run once each job whose last scheduled run was missed')
+        serve = subcommands.add_parser('serve-requests', help='run the jobs asked for with Run now, as they come')
+        serve.add_argument('--while-pid', type=int, metavar='PID', help='stop once the process PID is gone')
 
     def handle(self, *args, **options):
         handler = getattr(self, 'handle_' + options['subcommand'].replace('-', '_'))
@@ -49,8 +52,14 @@ class Command(BaseCommand):
     def handle_run(self, options):
         spec = spec_from_options(options)
         check_command(spec.argv)
-        trigger = JobRun.Trigger.SCHEDULE if os.environ.get(TRIGGER_VARIABLE) == 'schedule' else JobRun.Trigger.MANUAL
-        status = runner.run(spec, trigger=trigger)
+        request_id = os.environ.get(run_now.REQUEST_VARIABLE)
+        if request_id:
+            trigger = JobRun.Trigger.RUN_NOW
+        elif os.environ.get(TRIGGER_VARIABLE) == 'schedule':
+            trigger = JobRun.Trigger.SCHEDULE
+        else:
+            trigger = JobRun.Trigger.MANUAL
+        status = runner.run(spec, trigger=trigger, request_id=int(request_id) if request_id else None)
         if status:
             # The runner has said why; exit with the job's own status.
             raise SystemExit(status)
@@ -113,6 +122,9 @@ class Command(BaseCommand):
     def handle_rejected(self, options):
         schedule.record_rejection(_read(options['file']), options['reason'])
         self.stdout.write(f'jobs: recorded the rejected edit of {options["file"]}')
+
+    def handle_serve_requests(self, options):
+        run_now.serve(runner.Say(), while_pid=options['while_pid'])
 
     def handle_catch_up(self, options):
         failures = catchup.catch_up(runner.Say())

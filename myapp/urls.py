@@ -1,0 +1,18 @@
+"""The Jobs pages, and the API of the job runtime (under /api/, beside TOM Toolkit's)."""
+from django.urls import path
+
+from myapp import views
+
+app_name = 'jobs'
+
+urlpatterns = [
+    path('', views.JobListView.as_view(), name='list'),
+    path('requests/<int:pk>/', views.run_request, name='request'),
+    # Job names are commands with their arguments: anything but a slash.
+    path('<str:name>/', views.JobDetailView.as_view(), name='detail'),
+]
+
+api_urlpatterns = [
+    path('', views.JobsAPIView.as_view(), name='api-list'),
+    path('<str:name>/run/', views.RunNowView.as_view(), name='run-now'),
+]

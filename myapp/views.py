@@ -1,6 +1,5 @@
 """The TOM's own pages: data product files for the users who may see their target, the Jobs
 pages and their JSON view, and the job metrics for Prometheus."""
-import plotly.graph_objects as go
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -9,7 +8,6 @@ from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.crypto import constant_time_compare
 from django.views.generic import TemplateView
-from plotly import offline
 from prometheus_client import CONTENT_TYPE_LATEST
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
@@ -18,6 +16,7 @@ from tom_dataproducts.models import DataProduct
 from tom_targets.models import Target
 from tom_targets.permissions import targets_for_user
 
+from myapp.charts import duration_chart
 from myapp.jobs import run_now, schedule
 from myapp.jobs.board import board
 from myapp.jobs.metrics import exposition
@@ -124,25 +123,3 @@ def run_request(request, pk):
     job_request = get_object_or_404(JobRequest.objects.select_related('run'), pk=pk)
     return render(request, 'myapp/partials/run_request.html',
                   {'job_request': job_request, 'state': run_now.state(job_request)})
-
-
-def duration_chart(runs):
-    """A plotly chart of the runs' durations over time, one colour per outcome."""
-    figure = go.Figure()
-    for outcome in JobRun.Outcome:
-        points = [run for run in runs if run.outcome == outcome and run.duration is not None]
-        if points:
-            figure.add_trace(go.Scatter(
-                x=[run.started_at for run in points], y=[run.duration for run in points], mode='markers',
-                name=outcome.label, marker={'color': OUTCOME_COLOURS[outcome], 'size': 9},
-                text=[run.summary for run in points],
-            ))
-    figure.update_layout(height=320, margin={'l': 50, 'r': 20, 't': 20, 'b': 40}, yaxis_title='seconds',
-                         template=settings.PLOTLY_THEME, legend={'orientation': 'h'})
-    return offline.plot(figure, output_type='div', include_plotlyjs=False, show_link=False)
-
-
-OUTCOME_COLOURS = {
-    JobRun.Outcome.SUCCEEDED: '#198754', JobRun.Outcome.FAILED: '#dc3545', JobRun.Outcome.TIMED_OUT: '#fd7e14',
-    JobRun.Outcome.LOST: '#6f42c1', JobRun.Outcome.SKIPPED: '#6c757d', JobRun.Outcome.RUNNING: '#0d6efd',
-}

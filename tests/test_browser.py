@@ -7,14 +7,16 @@ CDNs cannot load on a machine without internet, and those alone may fail.
 """
 import os
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from myapp.jobs import history, schedule
 from myapp.jobs.options import spec_from_words
-from myapp.models import JobRun
+from myapp.models import JobRun, ScheduledJob
 from tests.conftest import REPO, start_job
 
 ARTIFACTS = Path(os.environ.get('TEST_ARTIFACTS', REPO / 'test-artifacts')) / 'browser'
@@ -71,10 +73,13 @@ def poller(tom_env):
 
 def test_staff_see_the_jobs_open_one_and_run_it_now(live_server, page, poller):
     schedule.record_load(CRONTAB)
+    ScheduledJob.objects.update(first_seen=timezone.now() - timedelta(days=1))
     sessions = spec_from_words(['--name', 'sessions', 'clearsessions'])
     for outcome in (JobRun.Outcome.SUCCEEDED, JobRun.Outcome.FAILED, JobRun.Outcome.SUCCEEDED):
         history.finish(history.start(sessions, JobRun.Trigger.SCHEDULE), outcome, 0 if outcome == 'succeeded' else 1,
                        summary=f'done: {outcome}')
+    statuses = history.start(spec_from_words(['update_statuses']), JobRun.Trigger.SCHEDULE)
+    history.finish(statuses, JobRun.Outcome.FAILED, 1, summary='CommandError: 1 observation(s) could not be refreshed')
     User.objects.create_user('pi', password=PASSWORD, is_staff=True)
 
     page.goto(live_server.url + '/accounts/login/')
@@ -87,6 +92,8 @@ def test_staff_see_the_jobs_open_one_and_run_it_now(live_server, page, poller):
     page.wait_for_selector('#jobs')
     rows = page.locator('#jobs tbody tr')
     assert rows.count() == 2
+    assert page.inner_text('#jobs-overdue').startswith('1 job overdue: update_statuses, due ')
+    assert 'OVERDUE' in page.inner_text('#jobs tr[data-job="update_statuses"]')
     sessions_row = page.locator('#jobs tr[data-job="sessions"]')
     assert 'At 00:00' in sessions_row.inner_text()
     assert sessions_row.locator('td').nth(2).inner_text().count(' UTC') == 3  # the next three runs

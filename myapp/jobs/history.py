@@ -99,6 +99,11 @@ def last_runs(names):
     return _latest(JobRun.objects.exclude(outcome=Outcome.SKIPPED), names)
 
 
+def last_finished(names):
+    """{name: its latest run that has ended (not skipped, not running)}."""
+    return _latest(JobRun.objects.exclude(outcome__in=[Outcome.SKIPPED, Outcome.RUNNING]), names)
+
+
 def last_successes(names):
     """{name: its latest successful run} for the given job names."""
     return _latest(JobRun.objects.filter(outcome=Outcome.SUCCEEDED), names)

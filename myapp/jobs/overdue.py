@@ -17,8 +17,9 @@ from myapp.jobs.options import check_command
 @dataclass
 class JobState:
     line: object                 # its CrontabLine
-    last_run: object = None      # JobRun
+    last_run: object = None      # JobRun, running or ended
     last_success: object = None  # JobRun
+    last_finished: object = None  # JobRun that has ended
     first_seen: object = None
     due: object = None           # the first scheduled time after its last success (or first sight)
     late_at: object = None       # due + grace: overdue from then on
@@ -61,10 +62,12 @@ def report(now=None, check_commands=True):
                 problems.append((line, str(error)))
     names = [line.name for line in lines]
     last_runs, last_successes = history.last_runs(names), history.last_successes(names)
+    last_finished = history.last_finished(names)
     first_seen = schedule.first_seen(names)
     states = []
     for line in lines:
-        state = JobState(line, last_runs.get(line.name), last_successes.get(line.name), first_seen.get(line.name))
+        state = JobState(line, last_runs.get(line.name), last_successes.get(line.name),
+                         last_finished.get(line.name), first_seen.get(line.name))
         base = state.last_success.started_at if state.last_success else state.first_seen or load.loaded_at
         state.due = line.schedule.next_after(base)
         state.next_run = line.schedule.next_after(now)

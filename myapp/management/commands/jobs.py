@@ -78,13 +78,14 @@ class Command(BaseCommand):
         self.stdout.write(f'ok: {len(report.jobs)} job(s) on time')
 
     def describe_overdue(self, state, now):
-        last = state.last_run
+        ended, last = state.last_finished, state.last_run
         last_run = 'it has never run'
-        if last:
-            last_run = f'last run {last.outcome} at {_local(last.started_at)}'
-            if last.summary:
-                last_run += f': {last.summary}'
-
+        if ended:
+            last_run = f'last run {ended.outcome} at {_local(ended.started_at)}'
+            if ended.summary:
+                last_run += f': {ended.summary}'
+        if last and last.outcome == JobRun.Outcome.RUNNING:
+            last_run += f'; a run is under way since {_local(last.started_at)}'
         success = _local(state.last_success.started_at) if state.last_success else 'never'
         return (f'OVERDUE {state.name} ({state.line.schedule}): last success {success}; due {_local(state.due)}, '
                 f'late by {format_duration((now - state.due).total_seconds())} '

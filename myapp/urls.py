@@ -8,11 +8,11 @@ app_name = 'jobs'
 urlpatterns = [
     path('', views.JobListView.as_view(), name='list'),
     path('requests/<int:pk>/', views.run_request, name='request'),
-    # Job names are commands with their arguments: anything but a slash.
-    path('<str:name>/', views.JobDetailView.as_view(), name='detail'),
+    # Job names are commands with their arguments: any text, slashes included.
+    path('<path:name>/', views.JobDetailView.as_view(), name='detail'),
 ]
 
 api_urlpatterns = [
     path('', views.JobsAPIView.as_view(), name='api-list'),
-    path('<str:name>/run/', views.RunNowView.as_view(), name='run-now'),
+    path('<path:name>/run/', views.RunNowView.as_view(), name='run-now'),
 ]

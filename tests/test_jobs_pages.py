@@ -159,3 +159,13 @@ def test_the_json_view_lists_the_jobs_for_a_token(jobs):
 def test_the_toms_own_stylesheet_and_plotly_are_found():
     assert finders.find('tom_common/css/custom.css').endswith('mytom/static/tom_common/css/custom.css')
     assert finders.find('plotly/plotly.min.js')
+
+
+def test_any_job_name_has_its_page(user_client):
+    schedule.record_load("5 * * * * python manage.py jobs run --name 'nightly/save data' save_data\n")
+
+    listing = user_client.get('/jobs/').content.decode()
+    job = user_client.get('/jobs/nightly/save%20data/')
+
+    assert 'href="/jobs/nightly/save%20data/"' in listing
+    assert job.status_code == 200 and '<h1>nightly/save data</h1>' in job.content.decode()

@@ -63,6 +63,15 @@ def start_job(env, *args):
     )
 
 
+@pytest.fixture
+def poller(tom_env):
+    """`jobs serve-requests`, as the cron container runs it, against the test database."""
+    process = start_job(tom_env, 'jobs', 'serve-requests')
+    yield process
+    process.terminate()
+    process.communicate(timeout=30)
+
+
 def make_target(name='SN 2026abc'):
     from tom_targets.models import Target
 

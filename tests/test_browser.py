@@ -17,7 +17,7 @@ from django.utils import timezone
 from myapp.jobs import history, schedule
 from myapp.jobs.options import spec_from_words
 from myapp.models import JobRun, ScheduledJob
-from tests.conftest import REPO, start_job
+from tests.conftest import REPO
 
 ARTIFACTS = Path(os.environ.get('TEST_ARTIFACTS', REPO / 'test-artifacts')) / 'browser'
 CRONTAB = ('*/15 * * * * python manage.py jobs run update_statuses\n'
@@ -62,13 +62,6 @@ def page(live_server):
         browser.close()
     os.environ.pop('DJANGO_ALLOW_ASYNC_UNSAFE', None)
 
-
-@pytest.fixture
-def poller(tom_env):
-    process = start_job(tom_env, 'jobs', 'serve-requests')
-    yield process
-    process.terminate()
-    process.communicate(timeout=30)
 
 
 def test_staff_see_the_jobs_open_one_and_run_it_now(live_server, page, poller):

@@ -2,7 +2,6 @@
 `jobs serve-requests` process (the cron container's), run by a real `jobs run`."""
 import time
 
-import pytest
 from django.contrib.auth.models import User
 
 from myapp.jobs import run_now, schedule
@@ -11,13 +10,6 @@ from tests.conftest import start_job
 
 CRONTAB = '@daily python manage.py jobs run --name sessions --timeout 5m clearsessions\n'
 
-
-@pytest.fixture
-def poller(tom_env):
-    process = start_job(tom_env, 'jobs', 'serve-requests')
-    yield process
-    process.terminate()
-    process.communicate(timeout=30)
 
 
 def wait_for_state(request, states, seconds=60):

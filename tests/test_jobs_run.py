@@ -57,7 +57,7 @@ def test_a_second_run_of_a_running_job_is_skipped_and_downloads_nothing(lco, tom
     frames = lco.add_request(2101, frames=1, size=4096)
     make_record(make_target(), 2101)
     lco.fault('download', frames[0].id, 'gate')  # answers once the test opens the gate
-    first = start_job(tom_env, 'jobs', 'run', 'save_data')
+    first = start_job({**tom_env, 'TOM_HTTP_TIMEOUT': '60'}, 'jobs', 'run', 'save_data')
     wait_until(lambda: lco.count('download', frames[0].id), 'the first run to start downloading')
 
     second = run_job(tom_env, 'jobs', 'run', 'save_data')

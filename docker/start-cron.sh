@@ -79,8 +79,10 @@ if ! reason=$(check "$active"); then
 fi
 log "running $source ($(grep -cE '^[[:space:]]*[0-9*@]' "$active.source") job(s)); edits are checked and loaded live"
 supercronic=$$
-# Recorded before the catch-up, which reads the schedule; neither delays supercronic's start.
-{ manage jobs loaded "$active.source" && manage jobs catch-up; } &
+# Recorded before supercronic starts, so that its first runs find their schedule (their cron
+# tick, their Sentry monitor); the catch-up, which may take long, runs beside it.
+manage jobs loaded "$active.source" || log "the schedule could not be recorded" >&2
+manage jobs catch-up &
 watch &
 (
     while kill -0 "$supercronic" 2>/dev/null; do

@@ -1,14 +1,9 @@
-"""The Jobs pages in a real browser: Debian's headless Chromium, driven by Playwright, on the
-TOM served by Django's live server, with a real `jobs serve-requests` process taking Run now.
-
-Screenshots go to test-artifacts/browser/. The test fails on any console error, failed
-request or error response for the TOM's own URLs; resources TOM Toolkit loads from public
-CDNs cannot load on a machine without internet, and those alone may fail.
-"""
+"""The Jobs pages in a real browser (tests/browser.py) on the TOM served by Django's live
+server, with a real `jobs serve-requests` process taking Run now. Screenshots go to
+test-artifacts/browser/; any console error, failed request or error response for the TOM's
+own URLs fails the test."""
 import os
-import shutil
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -17,51 +12,22 @@ from django.utils import timezone
 from myapp.jobs import history, schedule
 from myapp.jobs.options import spec_from_words
 from myapp.models import JobRun, ScheduledJob
-from tests.conftest import REPO
+from tests.browser import ARTIFACTS, browser_page, log_in
 
-ARTIFACTS = Path(os.environ.get('TEST_ARTIFACTS', REPO / 'test-artifacts')) / 'browser'
 CRONTAB = ('*/15 * * * * python manage.py jobs run update_statuses\n'
            '@daily python manage.py jobs run --name sessions --timeout 5m clearsessions\n')
 PASSWORD = 'browser-test-password'
-# As this machine's headless Chromium needs: no sandbox as root, nothing phoning home.
-CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-                 '--disable-background-networking', '--disable-component-update', '--disable-sync']
-
-
-def chromium():
-    found = shutil.which('chromium') or shutil.which('chromium-browser')
-    if not found:
-        pytest.fail("Chromium not found: apt-get install chromium (`make test` needs Debian's browser)")
-    return found
 
 
 @pytest.fixture
 def page(live_server):
-    from playwright.sync_api import sync_playwright
-
     # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are safe.
     os.environ['DJANGO_ALLOW_ASYNC_UNSAFE'] = 'true'
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={'width': 1280, 'height': 900})
-        page.problems = []
-        ours = live_server.url
-
-        def console(message):
-            if message.type == 'error' and (message.location or {}).get('url', ours).startswith(ours):
-                page.problems.append(f'console: {message.text} at {message.location}')
-
-        page.on('console', console)
-        page.on('pageerror', lambda error: page.problems.append(f'page error: {error}'))
-        page.on('requestfailed', lambda request: request.url.startswith(ours) and page.problems.append(
-            f'failed: {request.url} {request.failure}'))
-        page.on('response', lambda response: response.url.startswith(ours) and response.status >= 400
-                and page.problems.append(f'{response.status}: {response.url}'))
-        yield page
-        browser.close()
-    os.environ.pop('DJANGO_ALLOW_ASYNC_UNSAFE', None)
-
+    try:
+        with browser_page(live_server.url) as page:
+            yield page
+    finally:
+        os.environ.pop('DJANGO_ALLOW_ASYNC_UNSAFE', None)
 
 
 def test_staff_see_the_jobs_open_one_and_run_it_now(live_server, page, poller):
@@ -75,11 +41,7 @@ def test_staff_see_the_jobs_open_one_and_run_it_now(live_server, page, poller):
     history.finish(statuses, JobRun.Outcome.FAILED, 1, summary='CommandError: 1 observation(s) could not be refreshed')
     User.objects.create_user('pi', password=PASSWORD, is_staff=True)
 
-    page.goto(live_server.url + '/accounts/login/')
-    page.fill('input[name="login"]', 'pi')
-    page.fill('input[name="password"]', PASSWORD)
-    page.click('form button[type="submit"]')
-    page.wait_for_url(lambda url: '/accounts/login/' not in url)
+    log_in(page, live_server.url, 'pi', PASSWORD)
 
     page.click('#nav-jobs')
     page.wait_for_selector('#jobs')

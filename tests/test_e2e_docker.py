@@ -19,6 +19,7 @@ import time
 import pytest
 import requests
 
+from tests.browser import ARTIFACTS, browser_page, log_in
 from tests.conftest import REPO, compose_binary, save_as_editors_do
 from tests.fake_lco import Frame
 
@@ -238,14 +239,14 @@ def test_the_jobs_page_shows_the_runs_and_run_now_is_run_by_cron(stack):
     assert '<code>*/3 * * * * * *</code>' in row and 'Every 3 seconds' in row
     assert not row.rstrip().endswith('never</td>'), row  # it has a last success
 
-    page = session.get(stack.url + '/jobs/clearsessions/', timeout=10).text
-    run_now = re.search(r'hx-post="([^"]+)"', page).group(1)
-    asked = session.post(stack.url + run_now, timeout=10,
-                         headers={'X-CSRFToken': session.cookies['csrftoken'], 'HX-Request': 'true'})
-    assert asked.status_code == 202, asked.text
-    status_url = re.search(r'hx-get="([^"]+)"', asked.text).group(1)
-    wait_for('the requested run to succeed',
-             lambda: 'data-state="succeeded"' in session.get(stack.url + status_url, timeout=10).text, 90)
+    with browser_page(stack.url) as page:
+        log_in(page, stack.url, ADMIN, stack.env['DJANGO_SUPERUSER_PASSWORD'])
+        page.click('#nav-jobs')
+        page.click('#jobs a:text-is("clearsessions")')
+        page.click('#run-now-button')
+        page.wait_for_selector('.run-request[data-state="succeeded"]', timeout=90_000)
+        page.screenshot(path=str(ARTIFACTS / 'e2e-run-now.png'), full_page=True)
+        assert page.problems == []
     cron_hosts = stack.compose('ps', '-q', 'cron').stdout.split()
     host = stack.query('from myapp.models import JobRun; '
                        'print(JobRun.objects.get(name="clearsessions", trigger="run now").host)')

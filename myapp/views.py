@@ -4,8 +4,9 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils.crypto import constant_time_compare
 from django.views.generic import TemplateView
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -76,11 +77,14 @@ class JobDetailView(LoginRequiredMixin, TemplateView):
         if line is None and not runs.exists():
             raise Http404('No such job')
         page = Paginator(runs, self.paginate_by).get_page(self.request.GET.get('page'))
+        # After Run now without htmx, the page follows the request it was redirected with.
+        job_request = JobRequest.objects.filter(pk=self.request.GET.get('request') or None, name=name).first()
         return {
             **super().get_context_data(**kwargs),
             'name': name, 'line': line, 'page_obj': page, 'runs': page.object_list,
             'chart': duration_chart(list(runs[:self.chart_runs])),
             'may_run_now': line is not None and self.request.user.is_staff,
+            'job_request': job_request, 'state': run_now.state(job_request) if job_request else None,
         }
 
 
@@ -104,7 +108,8 @@ class JobsAPIView(APIView):
 class RunNowView(APIView):
     """POST /api/jobs/<name>/run/: staff ask the cron container to run the job now. An API
     view so that a refusal stays a 403 (TOM Toolkit turns a page's 403 into a login page);
-    session requests need the CSRF token."""
+    session requests need the CSRF token. htmx gets the request's status to show; the plain
+    form is sent back to the job's page, which follows the request."""
 
     permission_classes = [IsAdminUser]
 
@@ -112,6 +117,10 @@ class RunNowView(APIView):
         job_request = run_now.ask(name, request.user)
         if job_request is None:
             raise Http404('The running crontab has no such job')
+        if not request.headers.get('HX-Request'):  # the plain form: back to the job's page
+            see_other = HttpResponseRedirect(f'{reverse("jobs:detail", args=[name])}?request={job_request.pk}')
+            see_other.status_code = 303
+            return see_other
         return render(request._request, 'myapp/partials/run_request.html',
                       {'job_request': job_request, 'state': run_now.state(job_request)}, status=202)
 

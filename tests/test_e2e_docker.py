@@ -244,8 +244,10 @@ def test_the_jobs_page_shows_the_runs_and_run_now_is_run_by_cron(stack):
         page.click('#nav-jobs')
         page.click('#jobs a:text-is("clearsessions")')
         page.click('#run-now-button')
-        page.wait_for_selector('.run-request[data-state="succeeded"]', timeout=90_000)
-        page.screenshot(path=str(ARTIFACTS / 'e2e-run-now.png'), full_page=True)
+        try:
+            page.wait_for_selector('.run-request[data-state="succeeded"]', timeout=90_000)
+        finally:
+            page.screenshot(path=str(ARTIFACTS / 'e2e-run-now.png'), full_page=True)
         assert page.problems == []
     cron_hosts = stack.compose('ps', '-q', 'cron').stdout.split()
     host = stack.query('from myapp.models import JobRun; '

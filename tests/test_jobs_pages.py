@@ -128,9 +128,9 @@ def test_staff_run_now_with_the_csrf_token(staff_client, jobs):
     assert 'id="run-now-button"' in page
     token = staff_client.cookies['csrftoken'].value
 
-    refused = staff_client.post('/api/jobs/save_data/run/')
-    asked = staff_client.post('/api/jobs/save_data/run/', HTTP_X_CSRFTOKEN=token)
-    unknown = staff_client.post('/api/jobs/nothing/run/', HTTP_X_CSRFTOKEN=token)
+    refused = staff_client.post('/api/jobs/save_data/run/', HTTP_HX_REQUEST='true')
+    asked = staff_client.post('/api/jobs/save_data/run/', HTTP_X_CSRFTOKEN=token, HTTP_HX_REQUEST='true')
+    unknown = staff_client.post('/api/jobs/nothing/run/', HTTP_X_CSRFTOKEN=token, HTTP_HX_REQUEST='true')
 
     assert refused.status_code == 403
     assert asked.status_code == 202 and 'Run now: queued' in asked.content.decode()
@@ -169,3 +169,15 @@ def test_any_job_name_has_its_page(user_client):
 
     assert 'href="/jobs/nightly/save%20data/"' in listing
     assert job.status_code == 200 and '<h1>nightly/save data</h1>' in job.content.decode()
+
+
+def test_run_now_works_as_a_plain_form_too(staff_client, jobs):
+    staff_client.get('/jobs/save_data/')
+    token = staff_client.cookies['csrftoken'].value
+
+    posted = staff_client.post('/api/jobs/save_data/run/', {'csrfmiddlewaretoken': token})
+
+    request = JobRequest.objects.get()
+    assert posted.status_code == 303 and posted['Location'] == f'/jobs/save_data/?request={request.pk}'
+    page = staff_client.get(posted['Location']).content.decode()
+    assert 'data-state="queued"' in page and f'hx-get="/jobs/requests/{request.pk}/"' in page

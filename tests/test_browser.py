@@ -59,6 +59,7 @@ def test_staff_see_the_jobs_open_one_and_run_it_now(live_server, page, poller):
     assert page.locator('#duration-chart .scatterlayer .point').count() == 3
     page.screenshot(path=str(ARTIFACTS / 'job.png'), full_page=True)
 
+    page.wait_for_load_state('load')
     page.click('#run-now-button')
     page.wait_for_selector('.run-request[data-state="succeeded"]', timeout=90_000)
     assert 'Run now: succeeded' in page.inner_text('#run-now-status')

@@ -243,6 +243,7 @@ def test_the_jobs_page_shows_the_runs_and_run_now_is_run_by_cron(stack):
         log_in(page, stack.url, ADMIN, stack.env['DJANGO_SUPERUSER_PASSWORD'])
         page.click('#nav-jobs')
         page.click('#jobs a:text-is("clearsessions")')
+        page.wait_for_load_state('load')  # as a person does: plotly's script is large
         page.click('#run-now-button')
         try:
             page.wait_for_selector('.run-request[data-state="succeeded"]', timeout=90_000)

@@ -78,7 +78,8 @@ class JobDetailView(LoginRequiredMixin, TemplateView):
             raise Http404('No such job')
         page = Paginator(runs, self.paginate_by).get_page(self.request.GET.get('page'))
         # After Run now without htmx, the page follows the request it was redirected with.
-        job_request = JobRequest.objects.filter(pk=self.request.GET.get('request') or None, name=name).first()
+        request_id = self.request.GET.get('request', '')
+        job_request = JobRequest.objects.filter(pk=request_id, name=name).first() if request_id.isdigit() else None
         return {
             **super().get_context_data(**kwargs),
             'name': name, 'line': line, 'page_obj': page, 'runs': page.object_list,

@@ -181,3 +181,4 @@ def test_run_now_works_as_a_plain_form_too(staff_client, jobs):
     assert posted.status_code == 303 and posted['Location'] == f'/jobs/save_data/?request={request.pk}'
     page = staff_client.get(posted['Location']).content.decode()
     assert 'data-state="queued"' in page and f'hx-get="/jobs/requests/{request.pk}/"' in page
+    assert staff_client.get('/jobs/save_data/?request=nonsense').status_code == 200

@@ -38,6 +38,11 @@ def run(spec, trigger=Trigger.MANUAL, tick=None, say=None, request_id=None):
             run_now.link(request_id, record)
         return record
 
+    def skipped(reason):
+        recorded(history.skip(spec, trigger, reason, tick))
+        say.out(f'jobs: {spec.name} {reason}')
+        return 0
+
     line = schedule.line_of(spec.name)
     if trigger == Trigger.SCHEDULE and tick is None and line is not None:
         tick = line.schedule.previous_before(_process_started_at())
@@ -48,9 +53,7 @@ def run(spec, trigger=Trigger.MANUAL, tick=None, say=None, request_id=None):
         if holder:
             reason = (f'skipped: run {holder.pk} of {spec.name} is running on host {holder.host}, '
                       f'pid {holder.pid}, since {format_moment(holder.started_at)}')
-        recorded(history.skip(spec, trigger, reason, tick))
-        say.out(f'jobs: {spec.name} {reason}')
-        return 0
+        return skipped(reason)
     try:
         lost = history.mark_lost(spec.name)
         if lost:
@@ -58,10 +61,7 @@ def run(spec, trigger=Trigger.MANUAL, tick=None, say=None, request_id=None):
         if tick is not None and trigger == Trigger.SCHEDULE:
             done = history.ran_for_tick(spec.name, tick)
             if done:
-                reason = f'skipped: run {done.pk} on host {done.host} already ran the {format_moment(tick)} run'
-                recorded(history.skip(spec, trigger, reason, tick))
-                say.out(f'jobs: {spec.name} {reason}')
-                return 0
+                return skipped(f'skipped: run {done.pk} on host {done.host} already ran the {format_moment(tick)} run')
         if trigger == Trigger.CATCH_UP and history.ran_since(spec.name, tick):
             say.out(f'jobs: {spec.name}: no catch-up needed, the {format_moment(tick)} run has been done')
             return 0
@@ -126,9 +126,8 @@ class Supervisor:
         started = time.monotonic()
         deadline = started + self.spec.timeout
         next_beat = started + history.HEARTBEAT.total_seconds()
-        terminated_at = status = None
+        status = exited_at = kill_at = None
         timed_out = False
-        exited_at = None
         while True:
             if selector.get_map():
                 for key, _ in selector.select(timeout=0.5):
@@ -147,15 +146,15 @@ class Supervisor:
                     exited_at = now
             if status is not None and (not selector.get_map() or now >= exited_at + DRAIN_SECONDS):
                 break
-            if status is None and now >= deadline and terminated_at is None:
+            if status is None and not timed_out and now >= deadline:
                 timed_out = True
-                terminated_at = now
+                kill_at = now + KILL_GRACE
                 self.say.err(f'jobs: {self.spec.name} run {self.record.pk} passed its timeout of '
                              f'{format_duration(self.spec.timeout)}: stopping it (SIGTERM)')
                 self._signal(signal.SIGTERM)
-            if status is None and terminated_at is not None and now >= terminated_at + KILL_GRACE:
+            if status is None and kill_at is not None and now >= kill_at:
                 self._signal(signal.SIGKILL)
-                terminated_at = float('inf')
+                kill_at = None
             if now >= next_beat:
                 next_beat = now + history.HEARTBEAT.total_seconds()
                 self._heartbeat()

@@ -21,8 +21,11 @@ class SentryReport:
         if self.enabled:
             import sentry_sdk
 
-            # Only what this module sends: no integrations patching the runner.
-            sentry_sdk.init(dsn=settings.SENTRY_DSN, default_integrations=False, auto_enabling_integrations=False)
+            # Once per process (catch-up runs several jobs in one), and only what this module
+            # sends: no integrations patching the runner.
+            if not sentry_sdk.is_initialized():
+                sentry_sdk.init(dsn=settings.SENTRY_DSN, default_integrations=False,
+                                auto_enabling_integrations=False)
 
     @property
     def monitor_slug(self):

@@ -1,5 +1,6 @@
-"""What the job runtime keeps: every run of every job, the schedule the cron container runs,
-and the runs people asked for from the Jobs page."""
+"""What the job runtime keeps (every run of every job, the schedule the cron container runs,
+the runs people asked for from the Jobs page) and what the data sync engine keeps (when it
+last asked an archive for the products of each observation)."""
 from django.conf import settings
 from django.db import models
 
@@ -106,3 +107,26 @@ class JobRequest(models.Model):
 
     def __str__(self):
         return f'run now of {self.name} by {self.requested_by} at {self.requested_at:%Y-%m-%d %H:%M:%S}'
+
+
+class ProductListing(models.Model):
+    """The last time save_data asked an archive for the products of one observation record.
+
+    A record is listed again only while its products may still change: until its listing
+    and downloads succeeded once after its settle window (SAVE_DATA_SETTLE_HOURS after the
+    observation ended, or after its first listing when the facility gives no end time).
+    """
+
+    record = models.OneToOneField('tom_observations.ObservationRecord', on_delete=models.CASCADE,
+                                  primary_key=True, related_name='product_listing')
+    first_listed_at = models.DateTimeField()
+    listed_at = models.DateTimeField(help_text='the last listing')
+    succeeded = models.BooleanField(help_text='the last listing, its downloads and hooks all succeeded')
+    products = models.PositiveIntegerField(default=0, help_text='how many products the archive listed')
+    error = models.TextField(blank=True, help_text='why the last listing failed')
+
+    class Meta:
+        ordering = ['-listed_at']
+
+    def __str__(self):
+        return f'products of {self.record_id} listed {self.listed_at:%Y-%m-%d %H:%M}'

@@ -198,6 +198,18 @@ if TOM_HTTP_TIMEOUT <= 0:
     raise ImproperlyConfigured('TOM_HTTP_TIMEOUT must be a positive number of seconds')
 # Extra attempts after a refused connection or a 502/503/504 answer (never after a timeout).
 TOM_HTTP_RETRIES = env_number('TOM_HTTP_RETRIES', env.int, 2)
+# save_data's downloads at once (archive downloads are pre-signed object-store URLs), and its
+# listings at once (they ask the facility's own archive API, so fewer).
+TOM_HTTP_CONCURRENCY = env_number('TOM_HTTP_CONCURRENCY', env.int, 8)
+TOM_HTTP_LISTING_CONCURRENCY = env_number('TOM_HTTP_LISTING_CONCURRENCY', env.int, 4)
+# save_data lists a finished observation's products again until this many hours after it ended
+# (reduced frames arrive after raw ones); then once more, and never again unless that failed.
+SAVE_DATA_SETTLE_HOURS = env_number('SAVE_DATA_SETTLE_HOURS', env.float, 48.0)
+for _name in ('TOM_HTTP_CONCURRENCY', 'TOM_HTTP_LISTING_CONCURRENCY'):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f'{_name} must be at least 1')
+if SAVE_DATA_SETTLE_HOURS < 0:
+    raise ImproperlyConfigured('SAVE_DATA_SETTLE_HOURS must not be negative')
 
 # --- The job runtime (myapp/jobs) ----------------------------------------------------------
 # A job still running this long after it started is stopped (`jobs run --timeout` wins).

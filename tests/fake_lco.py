@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -33,6 +34,7 @@ class Fault:
     kind: str           # status | stall | bad_json | slow | stall_after | truncate | gate
     value: float = 0    # status code, seconds between chunks, or bytes sent before stalling
     times: int = -1     # how many requests it spoils; -1 means all of them
+    retry_after: str | None = None  # a Retry-After header for a `status` answer
 
 
 @dataclass
@@ -43,17 +45,23 @@ class ObservationRequest:
 
 
 class FakeLCO:
-    def __init__(self, api_key='test-key', page_size=2, port=0, host='127.0.0.1'):
+    def __init__(self, api_key='test-key', page_size=2, port=0, host='127.0.0.1', latency=0.0, keep_alive=False):
         self.api_key = api_key
         self.page_size = page_size
+        self.latency = latency  # seconds every answer waits, as a distant archive's would
         self.requests = {}
+        self.frames = {}        # frame id: Frame
         self.faults = {}
         self.hits = []
+        self.hit_times = []     # (time.monotonic(), kind, key) of each request
         self.released = threading.Event()  # set on stop: frees every stalled handler
         self.gate = threading.Event()      # a `gate` fault answers normally once this is set
         self._next_frame = 1000
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer((host, port), _handler(self))
+        handler = _handler(self)
+        if keep_alive:  # HTTP/1.1: a client may reuse its connections, as real archives allow
+            handler.protocol_version = 'HTTP/1.1'
+        self.server = ThreadingHTTPServer((host, port), handler)
         self.server.daemon_threads = True
 
     @property
@@ -67,12 +75,13 @@ class FakeLCO:
             self._next_frame += 1
             name = f'ogg2m001-ep02-20261128-{self._next_frame:04d}-e91.fits.fz'
             request.frames.append(Frame(id=self._next_frame, filename=name, size=size))
+            self.frames[self._next_frame] = request.frames[-1]
         self.requests[request.id] = request
         return request.frames
 
-    def fault(self, kind, key, fault_kind, value=0, times=-1):
+    def fault(self, kind, key, fault_kind, value=0, times=-1, retry_after=None):
         """Spoil requests for ('frames', observation id) or ('download', frame id)."""
-        self.faults[(kind, int(key))] = Fault(fault_kind, value, times)
+        self.faults[(kind, int(key))] = Fault(fault_kind, value, times, retry_after)
 
     def count(self, kind, key):
         return self.hits.count((kind, int(key)))
@@ -80,6 +89,7 @@ class FakeLCO:
     def take_fault(self, kind, key):
         with self._lock:
             self.hits.append((kind, key))
+            self.hit_times.append((time.monotonic(), kind, key))
             fault = self.faults.get((kind, key))
             if fault is None or fault.times == 0:
                 return None
@@ -104,6 +114,8 @@ def _handler(lco):
             pass
 
         def do_GET(self):
+            if lco.latency:
+                time.sleep(lco.latency)
             parts = urlsplit(self.path)
             path = [p for p in parts.path.split('/') if p]
             query = parse_qs(parts.query)
@@ -159,7 +171,7 @@ def _handler(lco):
             })
 
         def download(self, frame_id):
-            frame = next((f for r in lco.requests.values() for f in r.frames if f.id == frame_id), None)
+            frame = lco.frames.get(frame_id)
             fault = lco.take_fault('download', frame_id)
             if frame is None:
                 return self.send_json({'detail': 'Not found.'}, 404)
@@ -171,7 +183,8 @@ def _handler(lco):
         def spoil(self, fault, body, length):
             """Answers the way the fault says instead of the normal answer."""
             if fault.kind == 'status':
-                self.send_json({'detail': 'Spoiled on purpose.'}, int(fault.value))
+                headers = {'Retry-After': fault.retry_after} if fault.retry_after is not None else {}
+                self.send_json({'detail': 'Spoiled on purpose.'}, int(fault.value), headers)
             elif fault.kind == 'stall':
                 lco.released.wait()
             elif fault.kind == 'gate':
@@ -194,17 +207,19 @@ def _handler(lco):
                     if lco.released.wait(fault.value):
                         break
 
-        def send_json(self, payload, status=200):
-            self.send_body(json.dumps(payload).encode(), 'application/json', status)
+        def send_json(self, payload, status=200, headers=None):
+            self.send_body(json.dumps(payload).encode(), 'application/json', status, headers)
 
-        def send_body(self, body, content_type, status=200):
-            self.send_head(len(body), content_type, status)
+        def send_body(self, body, content_type, status=200, headers=None):
+            self.send_head(len(body), content_type, status, headers)
             self.wfile.write(body)
 
-        def send_head(self, length, content_type, status=200):
+        def send_head(self, length, content_type, status=200, headers=None):
             self.send_response(status)
             self.send_header('Content-Type', content_type)
             self.send_header('Content-Length', str(length))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
 
     return Handler

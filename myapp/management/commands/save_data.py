@@ -1,132 +1,65 @@
-"""`manage.py save_data`: download the data of every finished observation, run by cron hourly.
+"""`manage.py save_data`: download the data of finished observations, run by cron hourly.
 
-Unlike the recipe in TOM Toolkit's "Automating tasks" guide, which this replaces: it handles
-the default LCORedirect facility, picks finished records in the database, bounds every HTTP
-request, keeps going past a failing record, never leaves a product row without its complete
-file, and tells the scheduler (exit status 1) and the reader (one line each) what failed.
+The command-line front of the sync engine (myapp/data_sync): its arguments, the lock that
+keeps one run at a time, and the exit status. Unlike the recipe in TOM Toolkit's "Automating
+tasks" guide, which this replaces, it handles the default LCORedirect facility, works
+concurrently, lists only what may have changed, runs the Save button's hooks, never leaves a
+product row without its complete file, and tells the scheduler (exit status 1) and the
+reader (one line each) what failed.
 """
-import time
+import logging
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from filelock import FileLock, Timeout
+from django.db import DatabaseError
 
-from myapp.facility_products import data_facilities, list_products
-from myapp.failures import describe
-from myapp.http import bounded_session
-from myapp.observation_records import finished_records, records_of_unknown_facilities
-from myapp.product_store import ProductStore
+from myapp.data_sync.engine import Sync
+from myapp.data_sync.report import Report
+from myapp.data_sync.store import DryRunStore, ProductStore
+from myapp.failures import one_line
+from myapp.jobs.locks import job_lock
 from myapp.targets import target_option
+
+# Not the job runtime's lock of a job named save_data (`jobs run save_data` holds that one):
+# this one keeps any two runs apart, however they were started.
+LOCK_NAME = 'save_data: the sync engine'
 
 
 class Command(BaseCommand):
-    help = 'Downloads the data products of every observation in a terminal state.'
+    help = ('Downloads the new data products of observations in a terminal state: those that ended '
+            'within SAVE_DATA_SETTLE_HOURS, failed last time, or were never listed.')
     # A cron job should start fast; the web container runs the system checks.
     requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument('--target_id', help='only the observations of this target (its numeric id)')
+        parser.add_argument('--all', action='store_true', dest='everything',
+                            help='list every finished observation, settled or not (after an archive '
+                                 'reprocessed old data, say)')
         parser.add_argument('--dry-run', action='store_true',
                             help='list what would be downloaded; download and change nothing')
         parser.add_argument('--progress-interval', type=float, default=10.0, metavar='SECONDS',
                             help='seconds between progress lines at default verbosity (default 10)')
 
     def handle(self, *args, **options):
-        self.verbosity = options['verbosity']
-        self.dry_run = options['dry_run']
-        self.progress_interval = options['progress_interval']
+        if options['verbosity'] == 0:
+            # Quiet means errors only, INFO lines of TOM Toolkit's hooks included.
+            logging.disable(logging.INFO)
         target = target_option(options['target_id'])
-        (settings.DATA_DIR / 'locks').mkdir(parents=True, exist_ok=True)
-        lock = FileLock(settings.DATA_DIR / 'locks' / 'save_data.lock', timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
+        dry_run = options['dry_run']
+        store = (DryRunStore if dry_run else ProductStore)(settings.DATA_DIR / 'incoming')
+        report = Report(self.stdout, self.stderr, options['verbosity'], options['progress_interval'], dry_run)
+        sync = Sync(store, report, target=target, everything=options['everything'])
+        lock = job_lock(LOCK_NAME)
+        if not lock.acquire():
             # Not a failure: the run holding the lock is doing this run's work.
-            self.info(f'another save_data run holds {lock.lock_file}; nothing to do')
+            report.info(f'another save_data run holds the {lock}; nothing to do')
             return
         try:
-            failures = self.save_all(target)
+            failures = sync.run()
+        except DatabaseError as error:
+            raise CommandError(f'database error: {one_line(error)}')
         finally:
             lock.release()
         if failures:
             raise CommandError(f'{failures} observation record(s) failed; see the lines above', returncode=1)
-
-    def save_all(self, target):
-        session = bounded_session()
-        store = ProductStore(session, settings.DATA_DIR / 'incoming')
-        if not self.dry_run:
-            removed = store.remove_partial_downloads()
-            if removed:
-                self.info(f'removed {removed} partial download(s) left by an interrupted run')
-        facilities = data_facilities()
-        for name, count in records_of_unknown_facilities(facilities, target).items():
-            self.stderr.write(f'skipped {count} record(s) of facility {name!r}: '
-                              'not in TOM_FACILITY_CLASSES, or it has no data to download')
-        records = finished_records(facilities, target)
-        tally = Tally(total=len(records))
-        for facility, record in records:
-            try:
-                self.save_record(facility, record, session, store, tally)
-            except Exception as error:
-                tally.failures += 1
-                self.stderr.write(f'FAILED observation {record.observation_id} ({record.facility}, '
-                                  f'record {record.pk}, target {record.target}): '
-                                  f'{describe(error, settings.TOM_HTTP_TIMEOUT)}')
-            tally.checked += 1
-            if tally.progress_due(self.progress_interval):
-                self.info(f'progress: {tally}')
-        verb = 'would download' if self.dry_run else 'downloaded'
-        self.info(f'done: {tally.checked} record(s) checked, {verb} {tally.products} product(s) '
-                  f'({tally.bytes} bytes), {tally.failures} failure(s), {tally.seconds():.1f} s')
-        return tally.failures
-
-    def save_record(self, facility, record, session, store, tally):
-        products = list_products(facility, record.observation_id, session)
-        stored = store.stored_ids([p.product_id for p in products])
-        for product in products:
-            if product.product_id in stored:
-                continue
-            if self.dry_run:
-                self.info(f'would download {product.filename} (product {product.product_id}) '
-                          f'of observation {record.observation_id}')
-            else:
-                size = store.download(record, product)
-                tally.bytes += size
-                if self.verbosity >= 2:
-                    self.info(f'saved {product.filename} ({_size(size)}) of observation {record.observation_id}')
-            tally.products += 1
-
-    def info(self, line):
-        """A line for the log at default verbosity; `-v 0` keeps only errors."""
-        if self.verbosity >= 1:
-            self.stdout.write(line)
-
-
-class Tally:
-    """What a run has done so far, for its progress and summary lines."""
-
-    def __init__(self, total):
-        self.total = total
-        self.checked = self.products = self.bytes = self.failures = 0
-        self.started = self.last_progress = time.monotonic()
-
-    def seconds(self):
-        return time.monotonic() - self.started
-
-    def progress_due(self, interval):
-        now = time.monotonic()
-        if now - self.last_progress < interval or self.checked == self.total:
-            return False
-        self.last_progress = now
-        return True
-
-    def __str__(self):
-        return (f'{self.checked}/{self.total} records, {self.products} product(s), {_size(self.bytes)}, '
-                f'{self.failures} failure(s), {self.seconds():.0f} s')
-
-
-def _size(n):
-    for unit in ('bytes', 'KB', 'MB', 'GB'):
-        if n < 1000 or unit == 'GB':
-            return f'{n} bytes' if unit == 'bytes' else f'{n:.1f} {unit}'
-        n /= 1000

@@ -1,11 +1,12 @@
-"""Which facilities hold data, and listing the data products of one observation."""
+"""Listing what an archive holds: which facilities have data, and the products of one
+observation. Called from the engine's listing workers: no database access here."""
 import os
 from dataclasses import dataclass
 
 from tom_observations.facilities.ocs import OCSFacility
 from tom_observations.facility import BaseRoboticObservationFacility, get_service_classes
 
-from myapp.failures import ProductError
+from myapp.data_sync.failures import ProductError
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ class FakeLCO:
         self.hit_times = []     # (time.monotonic(), kind, key) of each request
         self.released = threading.Event()  # set on stop: frees every stalled handler
         self.gate = threading.Event()      # a `gate` fault answers normally once this is set
+        self.waiting_at_gate = 0           # requests a `gate` fault holds right now
         self._next_frame = 1000
         self._lock = threading.Lock()
         handler = _handler(self)
@@ -147,7 +148,7 @@ def _handler(lco):
 
         def frames(self, reqnum, query):
             fault = lco.take_fault('frames', reqnum)
-            if fault:
+            if fault and not self.passed_gate(fault):
                 return self.spoil(fault, b'{"results": [', 2 ** 20)
             request = lco.requests.get(reqnum)
             frames = request.frames if request else []
@@ -176,9 +177,24 @@ def _handler(lco):
             if frame is None:
                 return self.send_json({'detail': 'Not found.'}, 404)
             body = frame.content()
-            if fault:
+            if fault and not self.passed_gate(fault):
                 return self.spoil(fault, body, len(body))
             self.send_body(body, 'application/octet-stream')
+
+        def passed_gate(self, fault):
+            """A `gate` fault holds the request until the test opens the gate, then lets it be
+            answered normally (True); other faults are not gates (False)."""
+            if fault.kind != 'gate':
+                return False
+            with lco._lock:
+                lco.waiting_at_gate += 1
+            try:
+                while not (lco.gate.wait(0.05) or lco.released.is_set()):
+                    pass
+            finally:
+                with lco._lock:
+                    lco.waiting_at_gate -= 1
+            return True
 
         def spoil(self, fault, body, length):
             """Answers the way the fault says instead of the normal answer."""
@@ -187,10 +203,6 @@ def _handler(lco):
                 self.send_json({'detail': 'Spoiled on purpose.'}, int(fault.value), headers)
             elif fault.kind == 'stall':
                 lco.released.wait()
-            elif fault.kind == 'gate':
-                while not (lco.gate.wait(0.1) or lco.released.is_set()):
-                    pass
-                self.send_body(body, 'application/octet-stream')
             elif fault.kind == 'bad_json':
                 self.send_body(b'<html>not json', 'application/json')
             elif fault.kind in ('stall_after', 'truncate'):

@@ -198,9 +198,9 @@ if TOM_HTTP_TIMEOUT <= 0:
     raise ImproperlyConfigured('TOM_HTTP_TIMEOUT must be a positive number of seconds')
 # Extra attempts after a refused connection or a 502/503/504 answer (never after a timeout).
 TOM_HTTP_RETRIES = env_number('TOM_HTTP_RETRIES', env.int, 2)
-# save_data's downloads at once (archive downloads are pre-signed object-store URLs), and its
-# listings at once (they ask the facility's own archive API, so fewer).
-TOM_HTTP_CONCURRENCY = env_number('TOM_HTTP_CONCURRENCY', env.int, 8)
+# save_data's downloads at once (archive downloads are pre-signed URLs of an object store, made
+# to serve many), and its listings at once (they ask the facility's own archive API: fewer).
+TOM_HTTP_CONCURRENCY = env_number('TOM_HTTP_CONCURRENCY', env.int, 16)
 TOM_HTTP_LISTING_CONCURRENCY = env_number('TOM_HTTP_LISTING_CONCURRENCY', env.int, 4)
 # save_data lists a finished observation's products again until this many hours after it ended
 # (reduced frames arrive after raw ones); then once more, and never again unless that failed.

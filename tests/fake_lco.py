@@ -62,6 +62,9 @@ class FakeLCO:
         handler = _handler(self)
         if keep_alive:  # HTTP/1.1: a client may reuse its connections, as real archives allow
             handler.protocol_version = 'HTTP/1.1'
+            # Head and body go out as two writes: without this, Nagle's algorithm holds the
+            # body back until the client's delayed ACK of the head, some 40 ms per answer.
+            handler.disable_nagle_algorithm = True
         self.server = ThreadingHTTPServer((host, port), handler)
         self.server.daemon_threads = True
 

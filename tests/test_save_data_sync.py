@@ -287,3 +287,14 @@ def test_database_queries_do_not_grow_with_the_number_of_records(in_process):
     steady, out = sync_in_process()
     assert '12 settled record(s) not listed' in out
     assert steady < small
+
+
+@pytest.mark.django_db
+def test_listings_are_shown_in_the_admin(in_process, admin_client):
+    add_records(in_process, make_target(), [3201], frames=1)
+    sync_in_process()
+
+    page = admin_client.get('/admin/myapp/productlisting/')
+
+    assert page.status_code == 200
+    assert 'SN 2026abc @ LCORedirect' in page.content.decode()

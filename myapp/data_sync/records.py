@@ -40,9 +40,9 @@ def unsettled(records, settle_hours):
 
 
 def in_batches(records, size):
-    """Lists of up to `size` records, each with its target and listing, one query per list.
+    """Lists of up to `size` records, each with its target, one query per list.
     Keyset pagination: memory stays flat however many records there are."""
-    records = records.select_related('target', 'product_listing').order_by('pk')
+    records = records.select_related('target').order_by('pk')
     last = 0
     while True:
         batch = list(records.filter(pk__gt=last)[:size])

@@ -6,7 +6,7 @@ UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 SUPERCRONIC_VERSION := v0.2.48
 
-.PHONY: venv lint test run serve
+.PHONY: venv lint test run serve kubernetes
 
 venv: $(VENV)/.synced
 
@@ -23,8 +23,13 @@ $(VENV)/bin/supercronic: | $(VENV)/.synced
 	GOBIN=$(abspath $(VENV)/bin) CGO_ENABLED=0 go install -ldflags "-X main.Version=$(SUPERCRONIC_VERSION)" \
 		github.com/aptible/supercronic@$(SUPERCRONIC_VERSION)
 
+# etcd, the Kubernetes control plane, kubectl, Helm and kwok for the chart's tests, built from
+# the Go module proxy into the user's cache folder (about 10 minutes once, then a second).
+kubernetes:
+	tests/k8s/build.sh >/dev/null
+
 # The code that ships, linted: Python with ruff, shell scripts with shellcheck.
-SHELL_SCRIPTS := docker/*.sh .ci/run .ci/docker/*.sh tests/*.sh
+SHELL_SCRIPTS := docker/*.sh .ci/run .ci/docker/*.sh tests/*.sh tests/k8s/*.sh
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/shellcheck $(SHELL_SCRIPTS)
@@ -33,7 +38,7 @@ lint: venv
 # Tests of one file share a worker: the container tests share one stack.
 POSTGRES_TESTS := tests/test_save_data.py tests/test_save_data_sync.py tests/test_jobs_run.py tests/test_jobs_check.py tests/test_metrics.py \
 	tests/test_run_now.py
-test: lint $(VENV)/bin/supercronic
+test: lint $(VENV)/bin/supercronic kubernetes
 	$(VENV)/bin/pytest -n auto --dist loadfile $(PYTEST_ARGS)
 	tests/with_postgres.sh $(VENV)/bin/pytest -n auto --dist loadfile $(POSTGRES_TESTS) $(PYTEST_ARGS)
 

@@ -7,7 +7,8 @@
 and, for the cron container's start script: `jobs loaded FILE` and `jobs rejected FILE
 REASON` record the crontab it runs or an edit it refused; `jobs catch-up` runs the jobs
 whose last run was missed while no cron container ran; `jobs serve-requests` runs the jobs
-asked for with the Jobs page's Run now.
+asked for with the Jobs page's Run now; `jobs export --kubernetes` writes the crontab's
+jobs for the Helm chart under deploy/.
 """
 import os
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from myapp.jobs import catchup, overdue, run_now, runner, schedule
+from myapp.jobs import catchup, kubernetes, overdue, run_now, runner, schedule
 from myapp.jobs.options import add_run_arguments, check_command, spec_from_options
 from myapp.jobs.timing import format_duration
 from myapp.models import JobRun
@@ -44,6 +45,13 @@ class Command(BaseCommand):
         subcommands.add_parser('catch-up', help='run once each job whose last scheduled run was missed')
         serve = subcommands.add_parser('serve-requests', help='run the jobs asked for with Run now, as they come')
         serve.add_argument('--while-pid', type=int, metavar='PID', help='stop once the process PID is gone')
+        export = subcommands.add_parser('export', help="write the crontab's jobs for a scheduler other than cron",
+                                        description='Writes the jobs of a crontab as the Helm chart under '
+                                                    'deploy/ reads them, one Kubernetes CronJob each.')
+        export.add_argument('--kubernetes', action='store_true', required=True,
+                            help='as Kubernetes CronJobs (the only form for now)')
+        export.add_argument('--crontab', default='crontab', metavar='FILE', help='the crontab (default: ./crontab)')
+        export.add_argument('--output', metavar='FILE', help='write here instead of to stdout')
 
     def handle(self, *args, **options):
         handler = getattr(self, 'handle_' + options['subcommand'].replace('-', '_'))
@@ -131,6 +139,21 @@ class Command(BaseCommand):
         failures = catchup.catch_up(runner.Say())
         if failures:
             raise CommandError(f'{failures} catch-up run(s) failed', returncode=1)
+
+
+    def handle_export(self, options):
+        try:
+            text = kubernetes.export(_read(options['crontab']))
+        except kubernetes.ExportError as error:
+            raise CommandError(f'{options["crontab"]} {error}')
+        if not options['output']:
+            self.stdout.write(text, ending='')
+            return
+        try:
+            Path(options['output']).write_text(text)
+        except OSError as error:
+            raise CommandError(f'cannot write {options["output"]}: {error.strerror}')
+        self.stderr.write(f'jobs: wrote the jobs of {options["crontab"]} to {options["output"]}')
 
 
 def _read(path):

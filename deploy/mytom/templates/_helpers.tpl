@@ -1,0 +1,79 @@
+{{/* The release's name for every resource, at most 21 characters: CronJob names add a job's. */}}
+{{- define "mytom.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 21 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 21 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mytom.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "mytom.selector" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "mytom.secretName" -}}
+{{- .Values.existingSecret | default (printf "%s-secrets" (include "mytom.fullname" .)) -}}
+{{- end -}}
+
+{{/* What every container of the chart shares: the image, its settings, a writable /tmp and DATA_DIR. */}}
+{{- define "mytom.container" -}}
+image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+imagePullPolicy: {{ .Values.image.pullPolicy }}
+envFrom:
+  - configMapRef:
+      name: {{ include "mytom.fullname" . }}-config
+  - secretRef:
+      name: {{ include "mytom.secretName" . }}
+securityContext:
+  {{- toYaml .Values.securityContext | nindent 2 }}
+volumeMounts:
+  - name: tmp
+    mountPath: /tmp
+  - name: data
+    mountPath: /data
+{{- end -}}
+
+{{- define "mytom.pod" -}}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+volumes:
+  - name: tmp
+    emptyDir: {}
+  - name: data
+    {{- if .Values.data.existingClaim }}
+    persistentVolumeClaim:
+      claimName: {{ .Values.data.existingClaim }}
+    {{- else }}
+    emptyDir: {}
+    {{- end }}
+{{- end -}}
+
+{{/* The checksum of the settings, so that pods roll when they change. */}}
+{{- define "mytom.configChecksum" -}}
+{{- list .Values.config .Values.secrets .Values.existingSecret | toJson | sha256sum -}}
+{{- end -}}

@@ -1,0 +1,175 @@
+"""A real Kubernetes control plane on 127.0.0.1 for the chart's tests: etcd, kube-apiserver,
+kube-controller-manager and kube-scheduler as built by tests/k8s/build.sh, and kwok, which
+simulates a node and the lifecycle of the pods scheduled on it (no kubelet can run images
+here). Certificates come from openssl; every component is stopped by the PID it started with.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+NODE = 'kwok-node-0'
+CONTROLLERS = ('cronjob,job,garbagecollector,serviceaccount-token,serviceaccount,namespace,'
+               'deployment,replicaset,ttl-after-finished')
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    def __init__(self, bin_dir, directory):
+        self.bin = Path(bin_dir)
+        self.dir = Path(directory)
+        self.processes = []
+        self.kubeconfig = self.dir / 'kubeconfig'
+        self.env = {**os.environ, 'KUBECONFIG': str(self.kubeconfig), 'HELM_CACHE_HOME': str(self.dir / 'helm'),
+                    'HELM_CONFIG_HOME': str(self.dir / 'helm'), 'HELM_DATA_HOME': str(self.dir / 'helm')}
+
+    # --- commands ---------------------------------------------------------------------------
+    def run(self, tool, *args, check=True, input=None, timeout=300):
+        result = subprocess.run([str(self.bin / tool), *args], env=self.env, capture_output=True, text=True,
+                                input=input, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f'{tool} {" ".join(args)} failed ({result.returncode}):\n'
+                                 f'{result.stdout[-3000:]}\n{result.stderr[-3000:]}')
+        return result
+
+    def kubectl(self, *args, **kwargs):
+        return self.run('kubectl', *args, **kwargs)
+
+    def helm(self, *args, **kwargs):
+        return self.run('helm', *args, **kwargs)
+
+    def get(self, *args):
+        return json.loads(self.kubectl('get', *args, '-o', 'json').stdout)
+
+    # --- life cycle -------------------------------------------------------------------------
+    def start(self):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._certificates()
+        etcd_client, etcd_peer, api = free_port(), free_port(), free_port()
+        self._spawn('etcd', '--data-dir', str(self.dir / 'etcd'), '--name', 'tests',
+                    '--listen-client-urls', f'http://127.0.0.1:{etcd_client}',
+                    '--advertise-client-urls', f'http://127.0.0.1:{etcd_client}',
+                    '--listen-peer-urls', f'http://127.0.0.1:{etcd_peer}',
+                    '--initial-advertise-peer-urls', f'http://127.0.0.1:{etcd_peer}',
+                    '--initial-cluster', f'tests=http://127.0.0.1:{etcd_peer}')
+        pki = self.dir / 'pki'
+        self._spawn('kube-apiserver', f'--etcd-servers=http://127.0.0.1:{etcd_client}',
+                    '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', f'--secure-port={api}',
+                    '--endpoint-reconciler-type=none', '--authorization-mode=AlwaysAllow',
+                    f'--client-ca-file={pki / "ca.crt"}', f'--tls-cert-file={pki / "apiserver.crt"}',
+                    f'--tls-private-key-file={pki / "apiserver.key"}',
+                    f'--service-account-key-file={pki / "sa.pub"}',
+                    f'--service-account-signing-key-file={pki / "sa.key"}',
+                    '--service-account-issuer=https://kubernetes.default.svc',
+                    '--service-cluster-ip-range=10.96.0.0/16')
+        self._write_kubeconfig(api)
+        self._wait('the API server to be ready', lambda: self.kubectl('get', '--raw', '/readyz', check=False)
+                   .returncode == 0, 120)
+        self._spawn('kube-controller-manager', f'--kubeconfig={self.kubeconfig}', '--leader-elect=false',
+                    f'--controllers={CONTROLLERS}', f'--service-account-private-key-file={pki / "sa.key"}',
+                    f'--root-ca-file={pki / "ca.crt"}', '--bind-address=127.0.0.1', f'--secure-port={free_port()}',
+                    '--use-service-account-credentials=false')
+        self._spawn('kube-scheduler', f'--kubeconfig={self.kubeconfig}', '--leader-elect=false',
+                    '--bind-address=127.0.0.1', f'--secure-port={free_port()}')
+        self._start_kwok()
+        return self
+
+    def stop(self):
+        for _, process in reversed(self.processes):
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGTERM)
+        for _, process in reversed(self.processes):
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def _spawn(self, tool, *args):
+        with open(self.dir / f'{tool}.log', 'w') as log:  # the child keeps its own descriptor
+            process = subprocess.Popen([str(self.bin / tool), *args], stdout=log, stderr=subprocess.STDOUT,
+                                       env=self.env, cwd=self.dir)
+        self.processes.append((tool, process))
+        time.sleep(0.2)
+        if process.poll() is not None:
+            raise AssertionError(f'{tool} exited at once:\n{(self.dir / f"{tool}.log").read_text()[-3000:]}')
+
+    def _wait(self, what, check, seconds):
+        deadline = time.monotonic() + seconds
+        while not check():
+            if time.monotonic() > deadline:
+                logs = '\n'.join(f'--- {name}\n' + (self.dir / f'{name}.log').read_text()[-1500:]
+                                 for name, _ in self.processes)
+                raise AssertionError(f'timed out after {seconds} s waiting for {what}\n{logs}')
+            time.sleep(0.5)
+
+    def _start_kwok(self):
+        stages = self.bin / 'kwok-stages'
+        config = self.dir / 'kwok.yaml'
+        # Nodes: initialize and keep alive. Pods: created, ready, completed when owned by a
+        # Job (after the delay a pod's annotation asks for), deleted.
+        parts = [stages / 'node' / 'fast' / 'node-initialize.yaml',
+                 stages / 'node' / 'heartbeat' / 'node-heartbeat.yaml']
+        parts += [stages / 'pod' / 'general' / f'{name}.yaml'
+                  for name in ('pod-create', 'pod-ready', 'pod-complete', 'pod-delete')]
+        config.write_text('\n---\n'.join(part.read_text() for part in parts))
+        self._spawn('kwok', f'--kubeconfig={self.kubeconfig}', f'--config={config}',
+                    '--manage-all-nodes=false', '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+                    '--node-ip=127.0.0.1', f'--server-address=127.0.0.1:{free_port()}')
+        node = {
+            'apiVersion': 'v1', 'kind': 'Node',
+            'metadata': {'name': NODE, 'annotations': {'kwok.x-k8s.io/node': 'fake'},
+                         'labels': {'kubernetes.io/hostname': NODE, 'type': 'kwok'}},
+            'status': {'allocatable': {'cpu': '32', 'memory': '256Gi', 'pods': '110'},
+                       'capacity': {'cpu': '32', 'memory': '256Gi', 'pods': '110'}},
+        }
+        self.kubectl('apply', '-f', '-', input=json.dumps(node))
+        self._wait('the simulated node to be ready', self._node_ready, 60)
+        # No node-lifecycle controller runs to lift the taint a new node starts with.
+        self.kubectl('taint', 'nodes', NODE, 'node.kubernetes.io/not-ready:NoSchedule-', check=False)
+
+    def _node_ready(self):
+        node = self.get('node', NODE)
+        return any(c['type'] == 'Ready' and c['status'] == 'True' for c in node['status'].get('conditions', []))
+
+    def _certificates(self):
+        pki = self.dir / 'pki'
+        pki.mkdir(exist_ok=True)
+
+        def openssl(*args):
+            subprocess.run(['openssl', *args], cwd=pki, check=True, capture_output=True)
+
+        openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt',
+                '-days', '2', '-subj', '/CN=tests-ca')
+        (pki / 'apiserver.ext').write_text(
+            'subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,'
+            'DNS:kubernetes.default.svc\n')
+        for name, subject, extension in (('apiserver', '/CN=kube-apiserver', ['-extfile', 'apiserver.ext']),
+                                         ('admin', '/O=system:masters/CN=admin', [])):
+            openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f'{name}.key', '-out', f'{name}.csr',
+                    '-subj', subject)
+            openssl('x509', '-req', '-in', f'{name}.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
+                    '-out', f'{name}.crt', '-days', '2', *extension)
+        openssl('genrsa', '-out', 'sa.key', '2048')
+        openssl('rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub')
+
+    def _write_kubeconfig(self, port):
+        pki = self.dir / 'pki'
+        self.kubeconfig.write_text(json.dumps({
+            'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'tests',
+            'clusters': [{'name': 'tests', 'cluster': {'server': f'https://127.0.0.1:{port}',
+                                                      'certificate-authority': str(pki / 'ca.crt')}}],
+            'users': [{'name': 'admin', 'user': {'client-certificate': str(pki / 'admin.crt'),
+                                                 'client-key': str(pki / 'admin.key')}}],
+            'contexts': [{'name': 'tests', 'context': {'cluster': 'tests', 'user': 'admin'}}],
+        }))
+        self.kubeconfig.chmod(0o600)

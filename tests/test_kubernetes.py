@@ -1,0 +1,195 @@
+"""The Helm chart under deploy/ and its CronJobs from ./crontab: the export and its refusals,
+the drift between the committed chart and ./crontab, `helm lint`, and on a real control plane
+on 127.0.0.1 (tests/k8s/cluster.py): server-side validation of every manifest, an install
+that reaches Running web pods after its migration hook Job, and a CronJob from a crontab
+line that gets its Job at the next minute and is refused a second one while it runs."""
+import json
+import os
+import shutil
+import subprocess
+import time
+from datetime import UTC, datetime
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, run_job
+from tests.k8s.cluster import Cluster
+
+CHART = REPO / 'deploy' / 'mytom'
+VALUES = ['--set', 'secrets.SECRET_KEY=tests-only', '--set', 'secrets.DATABASE_URL=postgres://tom@db:5432/tom',
+          '--set', 'image.repository=mytom', '--set', 'image.tag=tests']
+
+
+def export(env, crontab_text, tmp_path):
+    path = tmp_path / 'crontab'
+    path.write_text(crontab_text)
+    return run_job(env, 'jobs', 'export', '--kubernetes', '--crontab', str(path))
+
+
+@pytest.fixture
+def env(tmp_path):
+    return {**os.environ, 'DJANGO_SETTINGS_MODULE': 'mytom.settings', 'SECRET_KEY': 'tests-only',
+            'DATA_DIR': str(tmp_path / 'data')}
+
+
+def test_the_chart_runs_the_jobs_of_the_crontab(env):
+    job = run_job(env, 'jobs', 'export', '--kubernetes')
+
+    assert job.returncode == 0, job.stderr
+    assert (CHART / 'crontab-jobs.yaml').read_text() == job.stdout, (
+        'deploy/mytom/crontab-jobs.yaml disagrees with ./crontab: run '
+        '`python manage.py jobs export --kubernetes --output deploy/mytom/crontab-jobs.yaml`')
+
+
+@pytest.mark.parametrize('schedule, why', [
+    ('*/10 * * * * * *', 'not 7 (seconds and a year)'),
+    ('0 3 * * * 2027', 'not 6 (a year)'),
+])
+def test_export_refuses_schedules_kubernetes_cannot_express(env, tmp_path, schedule, why):
+    line = f'{schedule} python manage.py jobs run clearsessions'
+
+    job = export(env, f'# housekeeping\n17 3 * * * python manage.py jobs run prune_job_history\n{line}\n', tmp_path)
+
+    assert job.returncode == 1
+    assert job.stderr.strip().splitlines() == [
+        f'CommandError: {tmp_path / "crontab"} line 3: Kubernetes CronJobs take five fields or an @shorthand, '
+        f'{why}: {line}']
+
+
+@pytest.mark.parametrize('line, reason', [
+    ('*/5 * * * * python manage.py clearsessions', 'does not run through'),
+    ('*/5 * * * * python manage.py jobs run no_such_command', "no management command 'no_such_command'"),
+])
+def test_export_refuses_lines_the_runtime_would_not_run(env, tmp_path, line, reason):
+    job = export(env, line + '\n', tmp_path)
+
+    assert job.returncode == 1
+    assert reason in job.stderr and 'Traceback' not in job.stderr
+    assert len(job.stderr.strip().splitlines()) == 1
+
+
+def test_export_gives_each_job_its_deadlines_policy_and_time_zone(env, tmp_path):
+    job = export(env, 'CRON_TZ=America/Santiago\n'
+                      '*/10 * * * * python manage.py jobs run --timeout 5m clearsessions\n'
+                      '@daily python manage.py jobs run --no-catch-up --timeout 1h save_data --all\n', tmp_path)
+
+    assert job.returncode == 0, job.stderr
+    exported = yaml.safe_load(job.stdout)
+    assert exported['timeZone'] == 'America/Santiago'
+    every_ten, daily = exported['jobs']
+    assert every_ten == {'name': 'clearsessions', 'job': 'clearsessions', 'schedule': '*/10 * * * *',
+                         'command': ['python', 'manage.py', 'jobs', 'run', '--timeout', '5m', 'clearsessions'],
+                         'startingDeadlineSeconds': 600, 'activeDeadlineSeconds': 300 + 10 + 60}
+    assert daily['name'] == 'save-data-all' and daily['schedule'] == '@daily'
+    assert daily['startingDeadlineSeconds'] == 60  # --no-catch-up: on time or not at all
+    assert daily['activeDeadlineSeconds'] == 3600 + 10 + 60
+
+
+# --- with Helm and a control plane --------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def tools():
+    built = subprocess.run([str(REPO / 'tests' / 'k8s' / 'build.sh')], capture_output=True, text=True)
+    if built.returncode != 0:
+        pytest.fail(f'tests/k8s/build.sh failed:\n{built.stderr[-3000:]}')
+    return built.stdout.strip()
+
+
+@pytest.fixture(scope='module')
+def cluster(tools, tmp_path_factory):
+    cluster = Cluster(tools, tmp_path_factory.mktemp('cluster'))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+def test_helm_lint_is_clean(tools):
+    lint = subprocess.run([f'{tools}/helm', 'lint', '--strict', str(CHART), *VALUES], capture_output=True, text=True)
+
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert '0 chart(s) failed' in lint.stdout
+
+
+def test_every_manifest_is_accepted_by_the_api_server_and_a_broken_one_is_not(cluster):
+    rendered = cluster.helm('template', 'dry', str(CHART), *VALUES, '--set', 'ingress.enabled=true').stdout
+    kinds = sorted({doc['kind'] for doc in yaml.safe_load_all(rendered) if doc})
+    assert kinds == ['ConfigMap', 'CronJob', 'Deployment', 'Ingress', 'Job', 'Secret', 'Service']
+
+    accepted = cluster.kubectl('apply', '--dry-run=server', '-f', '-', input=rendered, check=False)
+    assert accepted.returncode == 0, accepted.stderr
+
+    broken = rendered.replace('concurrencyPolicy: Forbid', 'concurrencyPolicy: Sometimes', 1)
+    refused = cluster.kubectl('apply', '--dry-run=server', '-f', '-', input=broken, check=False)
+    assert refused.returncode != 0
+    assert 'concurrencyPolicy' in refused.stderr
+
+
+def test_install_runs_the_migration_hook_and_reaches_running_web_pods(cluster):
+    cluster.helm('install', 'tom', str(CHART), *VALUES, '--wait', '--timeout', '3m', timeout=240)
+
+    pods = cluster.get('pods', '-l', 'app.kubernetes.io/instance=tom,app.kubernetes.io/component=web')['items']
+    assert len(pods) == 2 and all(pod['status']['phase'] == 'Running' for pod in pods)
+    migrate = cluster.get('job', 'tom-mytom-migrate')
+    assert migrate['status'].get('succeeded') == 1
+    command = migrate['spec']['template']['spec']['containers'][0]['args'][0]
+    assert 'manage.py migrate --no-input' in command and 'jobs loaded /etc/tom/crontab' in command
+    cronjobs = {c['metadata']['name'] for c in cluster.get('cronjobs', '-l', 'app.kubernetes.io/instance=tom')['items']}
+    exported = yaml.safe_load((CHART / 'crontab-jobs.yaml').read_text())
+    assert cronjobs == {f'tom-mytom-{job["name"]}' for job in exported['jobs']} | {'tom-mytom-jobs-check'}
+
+
+def test_a_crontab_line_every_minute_gets_its_job_and_forbid_holds_off_the_next(cluster, env, tmp_path):
+    chart = tmp_path / 'chart'
+    shutil.copytree(CHART, chart)
+    job = export(env, '* * * * * python manage.py jobs run --timeout 2m clearsessions\n', tmp_path)
+    assert job.returncode == 0, job.stderr
+    (chart / 'crontab-jobs.yaml').write_text(job.stdout)
+    # kwok completes a Job's pod after the delay its annotation asks for: longer than a minute.
+    cluster.helm('install', 'tick', str(chart), *VALUES,
+                 '--set', 'web.replicas=0', '--set', 'overdueCheck.enabled=false',
+                 '--set-string', 'jobs.podAnnotations.pod-complete\\.stage\\.kwok\\.x-k8s\\.io/delay=150s',
+                 '--wait', '--timeout', '3m', timeout=240)
+    installed = datetime.now(UTC)
+
+    jobs = wait_for_jobs(cluster, 'tick-mytom-clearsessions', 1, 90)
+    created = datetime.fromisoformat(jobs[0]['metadata']['creationTimestamp'].replace('Z', '+00:00'))
+    assert created.second < 30 and (created - installed).total_seconds() < 75  # at the next minute
+    spec = jobs[0]['spec']
+    assert spec['backoffLimit'] == 0 and spec['activeDeadlineSeconds'] == 120 + 10 + 60
+    pod = spec['template']['spec']
+    assert pod['restartPolicy'] == 'Never'
+    assert pod['containers'][0]['args'] == ['python', 'manage.py', 'jobs', 'run', '--timeout', '2m', 'clearsessions']
+    cronjob = cluster.get('cronjob', 'tick-mytom-clearsessions')['spec']
+    assert cronjob['concurrencyPolicy'] == 'Forbid' and cronjob['startingDeadlineSeconds'] == 60
+    assert cronjob['timeZone'] == 'UTC'
+
+    # The next tick comes while that Job still runs: Kubernetes starts no second one.
+    deadline = time.monotonic() + 90
+    while not any(event['reason'] == 'JobAlreadyActive' for event in cronjob_events(cluster)):
+        assert time.monotonic() < deadline, 'no tick was held off while the Job ran'
+        time.sleep(2)
+    assert len(owned_jobs(cluster, 'tick-mytom-clearsessions')) == 1
+
+
+def owned_jobs(cluster, cronjob):
+    return [job for job in cluster.get('jobs')['items']
+            if any(ref['name'] == cronjob for ref in job['metadata'].get('ownerReferences', []))]
+
+
+def wait_for_jobs(cluster, cronjob, count, seconds):
+    deadline = time.monotonic() + seconds
+    while len(jobs := owned_jobs(cluster, cronjob)) < count:
+        assert time.monotonic() < deadline, f'no Job of {cronjob} within {seconds} s'
+        time.sleep(1)
+    return jobs
+
+
+def cronjob_events(cluster):
+    events = cluster.get('events', '--field-selector', 'involvedObject.kind=CronJob')['items']
+    return [{'reason': e['reason'], 'message': e.get('message', '')} for e in events]
+
+
+def test_the_control_plane_is_the_kubernetes_release_built(cluster):
+    assert json.loads(cluster.kubectl('version', '-o', 'json').stdout)['serverVersion']['gitVersion'] == 'v1.37.2'

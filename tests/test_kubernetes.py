@@ -146,10 +146,12 @@ def test_a_crontab_line_every_minute_gets_its_job_and_forbid_holds_off_the_next(
     job = export(env, '* * * * * python manage.py jobs run --timeout 2m clearsessions\n', tmp_path)
     assert job.returncode == 0, job.stderr
     (chart / 'crontab-jobs.yaml').write_text(job.stdout)
-    # kwok completes a Job's pod after the delay its annotation asks for: longer than a minute.
+    # kwok completes a Job's pod after the delay (and the longest jitter) its annotations ask
+    # for: here longer than a minute, so that the Job still runs at the next tick.
+    stage = 'jobs.podAnnotations.pod-complete\\.stage\\.kwok\\.x-k8s\\.io'
     cluster.helm('install', 'tick', str(chart), *VALUES,
                  '--set', 'web.replicas=0', '--set', 'overdueCheck.enabled=false',
-                 '--set-string', 'jobs.podAnnotations.pod-complete\\.stage\\.kwok\\.x-k8s\\.io/delay=150s',
+                 '--set-string', f'{stage}/delay=150s', '--set-string', f'{stage}/jitter-delay=150s',
                  '--wait', '--timeout', '3m', timeout=240)
     installed = datetime.now(UTC)
 

@@ -15,6 +15,10 @@ if [ ! -x "$bin/kwok" ]; then
     k8s="$k8s -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/client-go/pkg/version.gitVersion=v1.37.2"
     k8s="$k8s -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=37"
     helm="-X helm.sh/helm/v3/internal/version.version=v3.22.0"
+    # Offline (lint, template), Helm assumes this Kubernetes, not its default 1.20.
+    for package in chartutil lint/rules; do
+        helm="$helm -X helm.sh/helm/v3/pkg/$package.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/$package.k8sVersionMinor=37"
+    done
     rm -rf "$bin.partial"
     (cd "$here/tools" && go build -ldflags "-s -w $k8s $helm" -o "$bin.partial/" \
         go.etcd.io/etcd/server/v3 helm.sh/helm/v3/cmd/helm k8s.io/kubernetes/cmd/kube-apiserver \
@@ -25,5 +29,7 @@ if [ ! -x "$bin/kwok" ]; then
     cp -r "$GOMODCACHE/sigs.k8s.io/kwok@v0.8.0/kustomize/stage" "$bin.partial/kwok-stages"
     chmod -R u+w "$bin.partial/kwok-stages"
     mv "$bin.partial" "$bin"
+    # Binaries of other versions of this script or of the pins are not used again.
+    find "$cache" -maxdepth 1 -name 'bin-*' ! -path "$bin" -exec rm -rf {} +
 fi
 exec echo "$bin"

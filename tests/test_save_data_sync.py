@@ -198,14 +198,18 @@ def hook_calls(path):
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_hooks_run_like_the_save_buttons_after_each_product_is_committed(lco, tom_env, tmp_path):
+def with_hooks(lco, tom_env, tmp_path):
+    """Two records (2 and 1 frames), and the environment of a TOM running tests/sync_hooks.py."""
     target = make_target()
-    first = lco.add_request(2801, frames=2)
-    second = lco.add_request(2802, frames=1)
+    first, second = lco.add_request(2801, frames=2), lco.add_request(2802, frames=1)
     make_record(target, 2801)
     make_record(target, 2802)
     log = tmp_path / 'hooks.jsonl'
-    env = {**tom_env, 'DJANGO_SETTINGS_MODULE': 'tests.hook_settings', 'HOOK_LOG': str(log)}
+    return first, second, log, {**tom_env, 'DJANGO_SETTINGS_MODULE': 'tests.hook_settings', 'HOOK_LOG': str(log)}
+
+
+def test_hooks_run_like_the_save_buttons_after_each_product_is_committed(lco, tom_env, tmp_path):
+    first, second, log, env = with_hooks(lco, tom_env, tmp_path)
 
     job = run_job(env, 'save_data')
 
@@ -222,20 +226,14 @@ def test_hooks_run_like_the_save_buttons_after_each_product_is_committed(lco, to
 
 
 def test_a_failing_hook_fails_its_record_and_loses_nothing(lco, tom_env, tmp_path):
-    target = make_target()
-    bad = lco.add_request(2901, frames=2)
-    good = lco.add_request(2902, frames=1)
-    make_record(target, 2901)
-    make_record(target, 2902)
-    log = tmp_path / 'hooks.jsonl'
-    env = {**tom_env, 'DJANGO_SETTINGS_MODULE': 'tests.hook_settings', 'HOOK_LOG': str(log),
-           'HOOK_FAIL': bad[0].filename}
+    bad, good, log, env = with_hooks(lco, tom_env, tmp_path)
+    env['HOOK_FAIL'] = bad[0].filename
 
     job = run_job(env, 'save_data')
 
     assert job.returncode == 1
     failed = [line for line in job.stderr.splitlines() if line.startswith('FAILED')]
-    assert len(failed) == 1 and 'observation 2901 ' in failed[0], job.stderr
+    assert len(failed) == 1 and 'observation 2801 ' in failed[0], job.stderr
     assert (f'hook data_product_post_save failed for sn-2026abc/lcoredirect/{bad[0].filename}: '
             f'ValueError: thumbnail maker choked on') in failed[0]
     assert 'Traceback' not in job.stderr

@@ -70,13 +70,14 @@ def test_export_refuses_lines_the_runtime_would_not_run(env, tmp_path, line, rea
 
 
 def test_export_gives_each_job_its_deadlines_policy_and_time_zone(env, tmp_path):
-    job = export(env, 'CRON_TZ=America/Santiago\n'
+    job = export(env, 'CRON_TZ=America/Santiago\nLOG_LEVEL=WARNING\n'
                       '*/10 * * * * python manage.py jobs run --timeout 5m clearsessions\n'
                       '@daily python manage.py jobs run --no-catch-up --timeout 1h save_data --all\n', tmp_path)
 
     assert job.returncode == 0, job.stderr
     exported = yaml.safe_load(job.stdout)
     assert exported['timeZone'] == 'America/Santiago'
+    assert exported['environment'] == {'LOG_LEVEL': 'WARNING'}  # as supercronic passes it to each job
     every_ten, daily = exported['jobs']
     assert every_ten == {'name': 'clearsessions', 'job': 'clearsessions', 'schedule': '*/10 * * * *',
                          'command': ['python', 'manage.py', 'jobs', 'run', '--timeout', '5m', 'clearsessions'],

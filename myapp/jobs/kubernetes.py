@@ -67,7 +67,9 @@ def export(crontab_text):
             'startingDeadlineSeconds': _catch_up_window(line),
             'activeDeadlineSeconds': int(line.spec.timeout + runner.KILL_GRACE + DEADLINE_MARGIN),
         })
-    document = {'timeZone': crontab.timezone, 'crontab': crontab_text, 'jobs': jobs}
+    # KEY=VALUE lines: supercronic gives them to every job; so do the CronJobs.
+    environment = {key: value for key, value in crontab.environment.items() if key != 'CRON_TZ'}
+    document = {'timeZone': crontab.timezone, 'environment': environment, 'crontab': crontab_text, 'jobs': jobs}
     header = ('# Written by `python manage.py jobs export --kubernetes` from ./crontab: do not edit.\n'
               '# Edit ./crontab, then run the command again (a test fails while they disagree).\n')
     return header + yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=200)

@@ -36,7 +36,7 @@ lint: venv
 
 # The whole suite on SQLite, then the database-facing part again on a real PostgreSQL.
 # Tests of one file share a worker: the container tests share one stack.
-POSTGRES_TESTS := tests/test_save_data.py tests/test_save_data_sync.py tests/test_jobs_run.py tests/test_jobs_check.py tests/test_metrics.py \
+POSTGRES_TESTS := tests/test_save_data.py tests/test_save_data_sync.py tests/test_object_storage.py tests/test_jobs_run.py tests/test_jobs_check.py tests/test_metrics.py \
 	tests/test_run_now.py
 test: lint $(VENV)/bin/supercronic kubernetes
 	$(VENV)/bin/pytest -n auto --dist loadfile $(PYTEST_ARGS)

@@ -159,6 +159,26 @@ STORAGES = {
     'default': {'BACKEND': 'django.core.files.storage.FileSystemStorage'},
     'staticfiles': {'BACKEND': 'whitenoise.storage.CompressedStaticFilesStorage'},
 }
+# Data products in an S3-compatible bucket instead (django-storages, with its own setting
+# names), so that web and job pods on different nodes share them without a shared volume.
+AWS_STORAGE_BUCKET_NAME = env.str('AWS_STORAGE_BUCKET_NAME', default='')
+if AWS_STORAGE_BUCKET_NAME:
+    _endpoint = env.str('AWS_S3_ENDPOINT_URL', default='') or None
+    STORAGES['default'] = {'BACKEND': 'storages.backends.s3.S3Storage', 'OPTIONS': {
+        'bucket_name': AWS_STORAGE_BUCKET_NAME,
+        'endpoint_url': _endpoint,
+        'region_name': env.str('AWS_S3_REGION_NAME', default='') or None,
+        'access_key': env.str('AWS_ACCESS_KEY_ID', default='') or None,
+        'secret_key': env_or_file('AWS_SECRET_ACCESS_KEY') or None,
+        # Another S3 than Amazon's is usually addressed by path (bucket in the path, not the host).
+        'addressing_style': env.str('AWS_S3_ADDRESSING_STYLE', default='path' if _endpoint else '') or None,
+        # Files are never public: the web server hands a logged-in user a link this short-lived.
+        'querystring_auth': True,
+        'signature_version': 's3v4',  # botocore would sign links with the deprecated SigV2
+        'querystring_expire': env_number('AWS_QUERYSTRING_EXPIRE', env.int, 300),
+        'default_acl': None,
+        'file_overwrite': True,
+    }}
 
 # One line per event on stdout, so `docker compose logs` and supercronic show them as they happen.
 LOGGING = {

@@ -2,11 +2,11 @@
 
 Workers stream each file into DATA_DIR/incoming (same volume as MEDIA_ROOT) and check it
 against its announced length; the engine's thread then commits a batch of them at once: in
-one transaction it writes their DataProduct rows and renames their files into MEDIA_ROOT, and
-the transaction commits last. A run killed at any point leaves at worst complete or partial
-files in incoming/ (removed by the next run) or complete files with no row (overwritten by
-the next run, which downloads those products again). The queries of a commit do not depend
-on how many products it holds.
+one transaction it writes their DataProduct rows and renames their files into MEDIA_ROOT (or
+uploads them to the bucket, with object storage), and the transaction commits last. A run
+killed at any point leaves at worst complete or partial files in incoming/ (removed by the
+next run) or complete files with no row (overwritten by the next run, which downloads those
+products again). The queries of a commit do not depend on how many products it holds.
 
 DryRunStore is the same interface writing nothing: `save_data --dry-run`.
 """
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 from tom_dataproducts.models import DataProduct
@@ -98,12 +99,10 @@ class ProductStore:
                 unavailable = set(DataProduct.objects.filter(data__in=names).exclude(product_id__in=ids)
                                   .values_list('data', flat=True))
                 for row, item, name in zip(rows, fetched, names, strict=True):
-                    row.data.name = _free_name(field.storage, name, unavailable)
+                    name = _free_name(field.storage, name, unavailable)
+                    row.data.name, undo = _place(field.storage, item.partial, name)
+                    placed.append(undo)
                     unavailable.add(row.data.name)
-                    path = Path(field.storage.path(row.data.name))
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(item.partial, path)
-                    placed.append(path)
                 DataProduct.objects.bulk_create([row for row in rows if row.pk is None])
                 now = timezone.now()
                 updated = [row for row in rows if row.pk is not None]
@@ -111,8 +110,8 @@ class ProductStore:
                     row.modified = now
                 DataProduct.objects.bulk_update(updated, ['data', 'modified'])
         except BaseException:
-            for path in placed:
-                path.unlink(missing_ok=True)  # the rows did not commit: their files must not stay
+            for undo in placed:
+                undo()  # the rows did not commit: their files must not stay
             raise
         return rows
 
@@ -163,6 +162,22 @@ def _download(session, product, out):
     if announced is not None and announced.isdigit() and size != int(announced):
         raise ProductError(f'{product.filename}: got {size} of {announced} bytes')
     return size
+
+
+def _place(storage, partial, name):
+    """Puts a complete file at name in the storage; returns the name it got and how to undo
+    it. On disk a rename; in an object store an upload (an object exists only once all of it
+    has arrived, so a kill mid-upload leaves none)."""
+    try:
+        path = Path(storage.path(name))
+    except NotImplementedError:
+        with open(partial, 'rb') as data:
+            name = storage.save(name, File(data))
+        Path(partial).unlink()
+        return name, lambda: storage.delete(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(partial, path)
+    return name, lambda: path.unlink(missing_ok=True)
 
 
 def _free_name(storage, name, unavailable):

@@ -80,8 +80,8 @@ def test_a_kill_while_a_product_is_stored_leaves_no_row_without_its_object(lco, 
     # Killed as soon as the file is all downloaded: while it is uploaded, or committed.
     job = start_job(s3_env, 'save_data')
     deadline = time.monotonic() + 60
-    while not any(p.stat().st_size == frames[0].size for p in files_under(incoming)):
-        assert time.monotonic() < deadline and job.poll() is None, 'the download never completed'
+    while not any(p.stat().st_size == frames[0].size for p in files_under(incoming)) and job.poll() is None:
+        assert time.monotonic() < deadline, 'the download never completed'
         time.sleep(0.01)
     job.kill()
     job.wait()

@@ -71,6 +71,17 @@ def test_save_data_stores_every_frame_once_in_the_bucket(lco, s3, s3_env):
     assert files_under(Path(s3_env['DATA_DIR']) / 'media') == []
 
 
+def sizes(directory):
+    """Sizes of the files in directory, as they come and go."""
+    found = []
+    for path in files_under(directory):
+        try:
+            found.append(path.stat().st_size)
+        except FileNotFoundError:
+            pass
+    return found
+
+
 def test_a_kill_while_a_product_is_stored_leaves_no_row_without_its_object(lco, s3, s3_env):
     _, client = s3
     frames = lco.add_request(4101, frames=1, size=24 * 1024 * 1024)
@@ -80,7 +91,7 @@ def test_a_kill_while_a_product_is_stored_leaves_no_row_without_its_object(lco, 
     # Killed as soon as the file is all downloaded: while it is uploaded, or committed.
     job = start_job(s3_env, 'save_data')
     deadline = time.monotonic() + 60
-    while not any(p.stat().st_size == frames[0].size for p in files_under(incoming)) and job.poll() is None:
+    while frames[0].size not in sizes(incoming) and job.poll() is None:
         assert time.monotonic() < deadline, 'the download never completed'
         time.sleep(0.01)
     job.kill()

@@ -2,6 +2,7 @@
 way cron does, as a separate `manage.py` process against the test database."""
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -112,6 +113,13 @@ def _database_url():
         return f'sqlite:///{db["NAME"]}'
     user, password = quote(db['USER'] or '', safe=''), quote(db['PASSWORD'] or '', safe='')
     return f'postgres://{user}:{password}@{db["HOST"]}:{db["PORT"] or 5432}/{db["NAME"]}'
+
+
+def free_port():
+    """A TCP port nothing listens on now, on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 def tool(name):

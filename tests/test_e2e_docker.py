@@ -12,7 +12,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 
@@ -20,7 +19,7 @@ import pytest
 import requests
 
 from tests.browser import ARTIFACTS, browser_page, log_in
-from tests.conftest import REPO, compose_binary, save_as_editors_do
+from tests.conftest import REPO, compose_binary, free_port, save_as_editors_do
 from tests.fake_lco import Frame
 
 pytestmark = pytest.mark.docker
@@ -107,12 +106,6 @@ def wait_for(what, check, seconds=120, every=1.0):
         if time.monotonic() > deadline:
             raise AssertionError(f'timed out after {seconds} s waiting for {what}')
         time.sleep(every)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope='module')

@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from guardian.shortcuts import assign_perm
 from tom_dataproducts.models import DataProduct
 
-from tests.conftest import files_under, make_record, make_target, run_job, start_job, tool
+from tests.conftest import files_under, free_port, make_record, make_target, run_job, start_job, tool
 
 BUCKET = 'tom-data'
 CREDENTIALS = {'AWS_ACCESS_KEY_ID': 'tests', 'AWS_SECRET_ACCESS_KEY': 'tests-secret', 'AWS_S3_REGION_NAME': 'us-east-1'}
@@ -21,8 +21,6 @@ CREDENTIALS = {'AWS_ACCESS_KEY_ID': 'tests', 'AWS_SECRET_ACCESS_KEY': 'tests-sec
 
 @pytest.fixture
 def s3(tmp_path):
-    from tests.k8s.cluster import free_port
-
     port = free_port()
     server = subprocess.Popen([tool('moto_server'), '-H', '127.0.0.1', '-p', str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -6,21 +6,16 @@ here). Certificates come from openssl; every component is stopped by the PID it 
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
+
+from tests.conftest import free_port
 
 HERE = Path(__file__).resolve().parent
 NODE = 'kwok-node-0'
 CONTROLLERS = ('cronjob,job,garbagecollector,serviceaccount-token,serviceaccount,namespace,'
                'deployment,replicaset,ttl-after-finished')
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 class Cluster:

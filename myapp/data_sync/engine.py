@@ -35,16 +35,11 @@ COMMIT_SECONDS = 2.0
 
 
 class Sync:
-    def __init__(self, store, report, *, target=None, everything=False, settle_hours=None,
-                 listing_workers=None, download_workers=None, batch_size=BATCH_RECORDS):
+    def __init__(self, store, report, *, target=None, everything=False):
         self.store = store
         self.report = report
         self.target = target
         self.everything = everything
-        self.settle_hours = settings.SAVE_DATA_SETTLE_HOURS if settle_hours is None else settle_hours
-        self.listing_workers = listing_workers or settings.TOM_HTTP_LISTING_CONCURRENCY
-        self.download_workers = download_workers or settings.TOM_HTTP_CONCURRENCY
-        self.batch_size = batch_size
 
     def run(self):
         """Syncs every chosen record; returns how many failed."""
@@ -53,17 +48,18 @@ class Sync:
         for name, count in records.of_unknown_facilities(facilities, self.target).items():
             self.report.unknown_facility(name, count)
         finished = records.finished(facilities, self.target)
-        chosen = finished if self.everything else records.unsettled(finished, self.settle_hours)
+        chosen = finished if self.everything else records.unsettled(finished, settings.SAVE_DATA_SETTLE_HOURS)
         self.report.total = chosen.count()
         if not self.everything:
             self.report.settled = finished.count() - self.report.total
         if self.report.total:
-            session = bounded_session(connections=self.listing_workers + self.download_workers)
-            listing = ThreadPoolExecutor(self.listing_workers, thread_name_prefix='list')
-            fetching = ThreadPoolExecutor(self.download_workers, thread_name_prefix='fetch')
+            listing_workers, download_workers = settings.TOM_HTTP_LISTING_CONCURRENCY, settings.TOM_HTTP_CONCURRENCY
+            session = bounded_session(connections=listing_workers + download_workers)
+            listing = ThreadPoolExecutor(listing_workers, thread_name_prefix='list')
+            fetching = ThreadPoolExecutor(download_workers, thread_name_prefix='fetch')
             try:
                 Pipeline(self, facilities, session, listing, fetching).run(
-                    records.in_batches(chosen, self.batch_size))
+                    records.in_batches(chosen, BATCH_RECORDS))
             finally:
                 listing.shutdown(cancel_futures=True)
                 fetching.shutdown(cancel_futures=True)

@@ -39,8 +39,6 @@ class Fetched:
 
 
 class ProductStore:
-    writes = True
-
     def __init__(self, incoming_dir):
         self.incoming_dir = Path(incoming_dir)
 
@@ -128,8 +126,6 @@ class ProductStore:
 
 class DryRunStore(ProductStore):
     """Reads what is stored; downloads, writes and records nothing."""
-
-    writes = False
 
     def remove_partial_downloads(self):
         return 0

@@ -6,10 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from tom_dataproducts.models import DataProduct
 
 from myapp.jobs import schedule
-from myapp.models import JobRun
+from myapp.models import CrontabLoad, JobRun
 from tests.conftest import make_record, make_target, run_job, start_job, stored_bytes
 
 
@@ -133,6 +134,20 @@ def test_a_scheduled_tick_already_run_elsewhere_is_skipped(tom_env):
     assert ran.trigger == 'schedule' and ran.scheduled_for.minute == 0 and ran.scheduled_for.second == 0
     assert (skipped.outcome, skipped.scheduled_for) == ('skipped', ran.scheduled_for)
     assert f'skipped: run {ran.pk} on host {ran.host} already ran the ' in second.stdout
+
+
+def test_a_scheduled_run_knows_its_tick_while_another_replica_loads_an_edit(tom_env):
+    # This host's cron container runs the sessions line; a second replica has just loaded an
+    # edit without it (each records the crontab it loads, one after the other).
+    schedule.record_load('@hourly python manage.py jobs run --name sessions clearsessions\n')
+    CrontabLoad.objects.create(loaded_at=timezone.now(), host='another-replica', accepted=True,
+                               text='@daily python manage.py jobs run clearsessions\n')
+
+    job = run_job({**tom_env, 'TOM_JOBS_TRIGGER': 'schedule'}, 'jobs', 'run', '--name', 'sessions', 'clearsessions')
+
+    assert job.returncode == 0, job.stderr
+    run = JobRun.objects.get()
+    assert run.scheduled_for is not None and (run.scheduled_for.minute, run.scheduled_for.second) == (0, 0)
 
 
 @pytest.mark.parametrize('args, message', [

@@ -43,7 +43,7 @@ def run(spec, trigger=Trigger.MANUAL, tick=None, say=None, request_id=None):
         say.out(f'jobs: {spec.name} {reason}')
         return 0
 
-    line = schedule.line_of(spec.name)
+    line = schedule.line_running_here(spec.name)
     if trigger == Trigger.SCHEDULE and tick is None and line is not None:
         tick = line.schedule.previous_before(_process_started_at())
     lock = job_lock(spec.name)

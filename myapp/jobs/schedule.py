@@ -56,3 +56,13 @@ def line_of(name):
     """The line of the running crontab that runs the job name, or None."""
     _, crontab = current()
     return crontab.jobs().get(name) if crontab else None
+
+
+def line_running_here(name):
+    """The line that runs the job name in the crontab this host's cron container loaded
+    last, or, on a host that loaded none (a Kubernetes job pod), in the running crontab.
+    While replicas reload an edit one after the other, each still runs its own copy."""
+    load = CrontabLoad.objects.filter(accepted=True, host=this_host()).order_by('-loaded_at').first()
+    if load is None:
+        return line_of(name)
+    return parse_crontab(load.text).jobs().get(name)

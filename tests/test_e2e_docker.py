@@ -289,8 +289,8 @@ def test_two_cron_replicas_run_each_tick_once(stack):
         'print("--name tick" in CrontabLoad.objects.filter(accepted=True).latest().text '
         'or JobRun.objects.filter(name="tick", outcome="running").exists())') == 'False', 60)
 
-    # Runs started once the tick line had left the recorded schedule know no tick: leave them out.
-    # Each replica records the restored crontab as it reloads; the first to do so ends the tick line.
+    # A run started once its replica had reloaded the restored crontab knows no tick: leave out
+    # every run from the first replica's reload on (each records the crontab as it reloads it).
     runs = json.loads(stack.query(
         'import json; from myapp.models import CrontabLoad, JobRun; '
         'loads = CrontabLoad.objects.filter(accepted=True); '

@@ -5,6 +5,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -113,6 +114,19 @@ def _database_url():
         return f'sqlite:///{db["NAME"]}'
     user, password = quote(db['USER'] or '', safe=''), quote(db['PASSWORD'] or '', safe='')
     return f'postgres://{user}:{password}@{db["HOST"]}:{db["PORT"] or 5432}/{db["NAME"]}'
+
+
+def wait_for(what, check, seconds=60, every=0.05):
+    """Polls check until it returns something true, and returns that; fails naming what
+    was awaited once `seconds` have passed."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f'timed out after {seconds} s waiting for {what}')
+        time.sleep(every)
 
 
 def free_port():

@@ -18,6 +18,7 @@ import time
 import pytest
 import requests
 
+from tests import conftest
 from tests.browser import ARTIFACTS, browser_page, log_in
 from tests.conftest import REPO, compose_binary, free_port, save_as_editors_do
 from tests.fake_lco import Frame
@@ -98,14 +99,8 @@ class Stack:
 
 
 def wait_for(what, check, seconds=120, every=1.0):
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f'timed out after {seconds} s waiting for {what}')
-        time.sleep(every)
+    """tests.conftest.wait_for at the pace of these tests: each check asks the engine."""
+    return conftest.wait_for(what, check, seconds, every)
 
 
 @pytest.fixture(scope='module')

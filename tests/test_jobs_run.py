@@ -2,7 +2,6 @@
 PostgreSQL in `tests/with_postgres.sh`), save_data against the fake LCO."""
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -11,14 +10,7 @@ from tom_dataproducts.models import DataProduct
 
 from myapp.jobs import schedule
 from myapp.models import CrontabLoad, JobRun
-from tests.conftest import make_record, make_target, run_job, start_job, stored_bytes
-
-
-def wait_until(condition, what, seconds=60):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f'timed out waiting for {what}'
-        time.sleep(0.05)
+from tests.conftest import make_record, make_target, run_job, start_job, stored_bytes, wait_for
 
 
 def test_a_job_is_run_recorded_and_its_output_passed_through(lco, tom_env):
@@ -59,7 +51,7 @@ def test_a_second_run_of_a_running_job_is_skipped_and_downloads_nothing(lco, tom
     make_record(make_target(), 2101)
     lco.fault('download', frames[0].id, 'gate')  # answers once the test opens the gate
     first = start_job({**tom_env, 'TOM_HTTP_TIMEOUT': '60'}, 'jobs', 'run', 'save_data')
-    wait_until(lambda: lco.count('download', frames[0].id), 'the first run to start downloading')
+    wait_for('the first run to start downloading', lambda: lco.count('download', frames[0].id))
 
     second = run_job(tom_env, 'jobs', 'run', 'save_data')
     lco.gate.set()
@@ -106,7 +98,7 @@ def test_a_killed_runner_leaves_a_lost_run_that_blocks_nothing(lco, tom_env):
     make_record(make_target(), 2301)
     lco.fault('download', frames[0].id, 'stall')
     runner = start_job({**tom_env, 'TOM_HTTP_TIMEOUT': '60'}, 'jobs', 'run', 'save_data')
-    wait_until(lambda: lco.count('download', frames[0].id), 'the download to start')
+    wait_for('the download to start', lambda: lco.count('download', frames[0].id))
 
     os.kill(runner.pid, signal.SIGKILL)
     runner.wait()

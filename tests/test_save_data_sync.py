@@ -15,7 +15,7 @@ from django.utils import timezone
 from tom_dataproducts.models import DataProduct
 
 from myapp.models import ProductListing
-from tests.conftest import make_record, make_target, run_job, start_job, stored_bytes
+from tests.conftest import make_record, make_target, run_job, start_job, stored_bytes, wait_for
 
 LONG_AGO = timedelta(days=30)
 
@@ -25,13 +25,6 @@ def observed(record, ago):
     record.scheduled_end = timezone.now() - ago
     record.save(update_fields=['scheduled_end'])
     return record
-
-
-def wait_until(what, check, seconds=30):
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f'timed out waiting for {what}'
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize('kind, variable', [('download', 'TOM_HTTP_CONCURRENCY'),
@@ -47,7 +40,7 @@ def test_requests_run_at_once_up_to_their_bound(lco, tom_env, kind, variable):
 
     job = start_job({**tom_env, variable: '3'}, 'save_data')
     try:
-        wait_until('three requests at once', lambda: lco.waiting_at_gate == 3)
+        wait_for('three requests at once', lambda: lco.waiting_at_gate == 3, 30)
         time.sleep(0.5)
         assert lco.waiting_at_gate == 3, 'more requests at once than the bound'
     finally:

@@ -22,6 +22,7 @@ from myapp.jobs import run_now, schedule
 from myapp.jobs.board import board
 from myapp.jobs.metrics import exposition
 from myapp.models import JobRequest, JobRun
+from myapp.storage import local_path
 
 
 @login_required
@@ -31,20 +32,13 @@ def data_product_file(request, path):
     product = DataProduct.objects.filter(data=path).select_related('target').first()
     if product is None or not _may_view(request.user, product):
         raise Http404('No such data product')  # the same answer whether it exists or not
-    if not _on_disk(product.data):
+    if local_path(product.data.storage, product.data.name) is None:
         # In an object store: a link that works for AWS_QUERYSTRING_EXPIRE seconds.
         return HttpResponseRedirect(product.data.url)
     try:
         return FileResponse(product.data.open('rb'), filename=product.data.name.rsplit('/', 1)[-1])
     except FileNotFoundError:
         raise Http404('The data product has no file')
-
-
-def _on_disk(field_file):
-    try:
-        return bool(field_file.path)
-    except NotImplementedError:  # storages without a local path (an object store)
-        return False
 
 
 def _may_view(user, product):

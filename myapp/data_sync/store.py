@@ -23,6 +23,7 @@ from tom_dataproducts.models import DataProduct
 
 from myapp.data_sync.failures import ProductError
 from myapp.models import ProductListing
+from myapp.storage import local_path
 
 CHUNK_BYTES = 64 * 1024
 PARTIAL_SUFFIX = '.part'
@@ -164,9 +165,8 @@ def _place(storage, partial, name):
     """Puts a complete file at name in the storage; returns the name it got and how to undo
     it. On disk a rename; in an object store an upload (an object exists only once all of it
     has arrived, so a kill mid-upload leaves none)."""
-    try:
-        path = Path(storage.path(name))
-    except NotImplementedError:
+    path = local_path(storage, name)
+    if path is None:
         with open(partial, 'rb') as data:
             name = storage.save(name, File(data))
         Path(partial).unlink()

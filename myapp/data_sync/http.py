@@ -59,13 +59,14 @@ class BoundedAdapter(HTTPAdapter):
 
 def _retry_after(response, attempt):
     """Seconds the archive asks us to wait (a number or an HTTP date), None when too long."""
+    backoff = BACKOFF_429[min(attempt, len(BACKOFF_429) - 1)]
     header = response.headers.get('Retry-After')
     if header is None:
-        return BACKOFF_429[min(attempt, len(BACKOFF_429) - 1)]
+        return backoff
     try:
         seconds = Retry().parse_retry_after(header)
     except Exception:  # urllib3 raises InvalidHeader for a value it cannot read
-        return BACKOFF_429[min(attempt, len(BACKOFF_429) - 1)]
+        return backoff
     return seconds if seconds <= MAX_RETRY_AFTER else None
 
 

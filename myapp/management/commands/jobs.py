@@ -140,7 +140,6 @@ class Command(BaseCommand):
         if failures:
             raise CommandError(f'{failures} catch-up run(s) failed', returncode=1)
 
-
     def handle_export(self, options):
         try:
             text = kubernetes.export(_read(options['crontab']))

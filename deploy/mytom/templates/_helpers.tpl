@@ -20,6 +20,13 @@ app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/* Hook annotations of the settings: made before the migration hook Job, which needs them. */}}
+{{- define "mytom.beforeMigrations" -}}
+helm.sh/hook: pre-install,pre-upgrade
+helm.sh/hook-weight: "-10"
+helm.sh/hook-delete-policy: before-hook-creation
+{{- end -}}
+
 {{- define "mytom.secretName" -}}
 {{- .Values.existingSecret | default (printf "%s-secrets" (include "mytom.fullname" .)) -}}
 {{- end -}}

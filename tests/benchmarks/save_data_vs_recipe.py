@@ -87,13 +87,8 @@ class Tom:
             directory.mkdir(parents=True)
             shutil.copy(template, database)
         self.lco = lco
-        self.env = {
-            **os.environ,
-            'DJANGO_SETTINGS_MODULE': 'mytom.settings', 'SECRET_KEY': 'benchmark-only',
-            'DATA_DIR': str(directory), 'DATABASE_URL': f'sqlite:///{database}',
-            'LCO_PORTAL_URL': lco.url, 'LCO_ARCHIVE_URL': lco.url, 'LCO_API_KEY': lco.api_key,
-            'PYTHONPATH': str(REPO),
-        }
+        self.env = {**settings_env(directory, database), 'PYTHONPATH': str(REPO),
+                    'LCO_PORTAL_URL': lco.url, 'LCO_ARCHIVE_URL': lco.url, 'LCO_API_KEY': lco.api_key}
 
     def add_records(self, lco, count, frames, first_id):
         for observation_id in range(first_id, first_id + count):
@@ -146,11 +141,16 @@ def migrated_database(scratch):
     print('migrating a template database ...', flush=True)
     directory = scratch / 'template'
     directory.mkdir()
-    env = {**os.environ, 'DJANGO_SETTINGS_MODULE': 'mytom.settings', 'SECRET_KEY': 'benchmark-only',
-           'DATA_DIR': str(directory), 'DATABASE_URL': f'sqlite:///{directory / "db.sqlite3"}'}
+    env = settings_env(directory, directory / 'db.sqlite3')
     subprocess.run([sys.executable, 'manage.py', 'migrate', '-v', '0'], env=env, cwd=REPO, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return directory / 'db.sqlite3'
+
+
+def settings_env(directory, database):
+    """The environment of a TOM whose DATA_DIR is directory, on the SQLite file database."""
+    return {**os.environ, 'DJANGO_SETTINGS_MODULE': 'mytom.settings', 'SECRET_KEY': 'benchmark-only',
+            'DATA_DIR': str(directory), 'DATABASE_URL': f'sqlite:///{database}'}
 
 
 def report_runs(results):

@@ -77,9 +77,9 @@ RUN python3 -c "import matplotlib.font_manager"
 
 VOLUME ["/data"]
 EXPOSE 8000
-# Either role's health: the web server's /health/, or in the cron container `jobs check`, the
-# overdue alarm (about 2 s of CPU time: compose runs it every CRON_HEALTH_INTERVAL instead).
+# Either role's health: the web server's /health/, or in the cron container the overdue
+# state its program keeps (read without Django, in milliseconds).
 HEALTHCHECK --interval=10s --timeout=30s --start-period=120s --retries=3 \
-    CMD ["python3", "/app/docker/healthcheck.py"]
+    CMD ["python3", "-I", "-S", "/app/docker/healthcheck.py"]
 ENTRYPOINT ["/app/docker/entrypoint.sh"]
 CMD ["/app/docker/start-web.sh"]

@@ -24,7 +24,7 @@ python3 "$app/manage.py" collectstatic --no-input -v 0
 web=$!
 trap 'kill -TERM "$web" ${cron:+"$cron"} 2>/dev/null || true' INT TERM EXIT
 # Jobs start once the web server has migrated the database and answers.
-until python3 "$app/docker/healthcheck.py" 2>/dev/null; do
+until python3 "$app/docker/healthcheck.py" web 2>/dev/null; do
     kill -0 "$web" 2>/dev/null || { echo "run-local: the web server stopped" >&2; exit 1; }
     sleep 1
 done

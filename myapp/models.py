@@ -26,6 +26,8 @@ class JobRun(models.Model):
     command = models.TextField(help_text='the management command and its arguments')
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
     scheduled_for = models.DateTimeField(null=True, blank=True, help_text='the cron tick this run is for')
+    lock = models.CharField(max_length=200, blank=True,
+                            help_text="the lock it held: the job's name, or the one its command shares")
     host = models.CharField(max_length=255)
     pid = models.IntegerField()
     started_at = models.DateTimeField()
@@ -42,6 +44,7 @@ class JobRun(models.Model):
         indexes = [
             models.Index(fields=['name', '-started_at']),
             models.Index(fields=['outcome']),
+            models.Index(fields=['lock', 'outcome']),
         ]
 
     def __str__(self):

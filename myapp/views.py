@@ -18,7 +18,7 @@ from tom_targets.models import Target
 from tom_targets.permissions import targets_for_user
 
 from myapp.charts import duration_chart
-from myapp.jobs import run_now, schedule
+from myapp.jobs import history, run_now, schedule
 from myapp.jobs.board import board
 from myapp.jobs.metrics import exposition
 from myapp.models import JobRequest, JobRun
@@ -86,7 +86,7 @@ class JobDetailView(LoginRequiredMixin, TemplateView):
         job_request = JobRequest.objects.filter(pk=request_id, name=name).first() if request_id.isdigit() else None
         return {
             **super().get_context_data(**kwargs),
-            'name': name, 'line': line, 'page_obj': page, 'runs': page.object_list,
+            'name': name, 'line': line, 'page_obj': page, 'runs': history.as_seen(list(page.object_list)),
             'chart': duration_chart(list(runs[:self.chart_runs])),
             'may_run_now': line is not None and self.request.user.is_staff,
             'job_request': job_request, 'state': run_now.state(job_request) if job_request else None,

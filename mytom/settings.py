@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from tom_common.default_settings import *  # noqa: F403 (TOM Toolkit's apps, middleware, auth)
 
 from myapp.jobs.timing import parse_duration
+from myapp.sidecar import health_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -243,6 +244,13 @@ JOB_HISTORY_DAYS = env_number('JOB_HISTORY_DAYS', env.int, 90)
 SENTRY_DSN = env.str('SENTRY_DSN', default='')
 # /metrics answers only requests bearing this token; without one it is not served at all.
 METRICS_TOKEN = env.str('METRICS_TOKEN', default='')
+# The cron container's program (`jobs cron`): the crontab it runs, how often it looks for
+# edits of it, and the file where it keeps the state its health check reads.
+CRONTAB = env.str('CRONTAB', default='/etc/tom/crontab')
+CRONTAB_POLL_SECONDS = env_number('CRONTAB_POLL_SECONDS', env.float, 2.0)
+if CRONTAB_POLL_SECONDS <= 0:
+    raise ImproperlyConfigured('CRONTAB_POLL_SECONDS must be more than 0')
+CRON_HEALTH_FILE = env.str('CRON_HEALTH_FILE', default=health_file.DEFAULT_PATH)
 
 FACILITIES = {
     'LCO': {

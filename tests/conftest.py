@@ -65,13 +65,37 @@ def start_job(env, *args):
     )
 
 
+def cron_env(env, directory, crontab):
+    """The environment of the cron container's program running the file crontab, with the
+    image's Python first on PATH (`python manage.py` is ours) and supercronic on it."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), str(Path(tool('supercronic')).parent), env['PATH']])
+    return {**env, 'CRONTAB': str(crontab), 'CRONTAB_POLL_SECONDS': '1', 'PATH': path,
+            'CRON_HEALTH_FILE': str(Path(directory) / f'{Path(crontab).name}.health.json')}
+
+
 @pytest.fixture
-def poller(tom_env):
-    """`jobs serve-requests`, as the cron container runs it, against the test database."""
-    process = start_job(tom_env, 'jobs', 'serve-requests')
-    yield process
-    process.terminate()
-    process.communicate(timeout=30)
+def cron_program(tom_env, tmp_path):
+    """Starts `jobs cron`, the cron container's program, on a crontab's text, against the
+    test database; returns once it has recorded the crontab. Stopped after the test."""
+    started = []
+
+    def start(text):
+        crontab = tmp_path / f'crontab-{len(started)}'
+        crontab.write_text(text)
+        with (tmp_path / f'{crontab.name}.log').open('w') as log:
+            process = subprocess.Popen([sys.executable, str(REPO / 'manage.py'), 'jobs', 'cron'], cwd=REPO,
+                                       env=cron_env(tom_env, tmp_path, crontab), stdout=log, stderr=subprocess.STDOUT)
+        started.append(process)
+        from myapp.models import CrontabLoad
+
+        wait_for('the cron program to record its crontab',
+                 lambda: process.poll() is None and CrontabLoad.objects.filter(text=text).count() >= len(started))
+        return process
+
+    yield start
+    for process in started:
+        process.terminate()
+        process.wait(timeout=60)
 
 
 def make_target(name='SN 2026abc'):

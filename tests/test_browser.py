@@ -1,5 +1,5 @@
 """The Jobs pages in a real browser (tests/browser.py) on the TOM served by Django's live
-server, with a real `jobs serve-requests` process taking Run now. Screenshots go to
+server, with a real `jobs cron` process (the cron container's program) taking Run now. Screenshots go to
 test-artifacts/browser/; any console error, failed request or error response for the TOM's
 own URLs fails the test."""
 import os
@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from myapp.jobs import history, schedule
+from myapp.jobs import history
 from myapp.jobs.options import spec_from_words
 from myapp.models import JobRun, ScheduledJob
 from tests.browser import ARTIFACTS, browser_page, log_in
@@ -30,8 +30,8 @@ def page(live_server):
         os.environ.pop('DJANGO_ALLOW_ASYNC_UNSAFE', None)
 
 
-def test_staff_see_the_jobs_open_one_and_run_it_now(live_server, page, poller):
-    schedule.record_load(CRONTAB)
+def test_staff_see_the_jobs_open_one_and_run_it_now(live_server, page, cron_program):
+    cron_program(CRONTAB)
     ScheduledJob.objects.update(first_seen=timezone.now() - timedelta(days=1))
     sessions = spec_from_words(['--name', 'sessions', 'clearsessions'])
     for outcome in (JobRun.Outcome.SUCCEEDED, JobRun.Outcome.FAILED, JobRun.Outcome.SUCCEEDED):

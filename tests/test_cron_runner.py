@@ -1,10 +1,8 @@
 """The cron container's start script with the real supercronic, without Docker: jobs run
 through `jobs run` against this checkout on the test database, the schedule is recorded,
 missed jobs catch up at start, and crontab edits are checked and loaded live."""
-import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +12,7 @@ from django.utils import timezone
 
 from myapp.jobs import run_now, schedule
 from myapp.models import JobRun, ScheduledJob
-from tests.conftest import REPO, make_record, make_target, save_as_editors_do, tool
+from tests.conftest import REPO, cron_env, make_record, make_target, save_as_editors_do
 from tests.fake_sentry import FakeSentry
 
 EVERY_SECOND = '* * * * * * * '  # seconds, then the usual five, then the year
@@ -27,9 +25,8 @@ class Cron:
     def __init__(self, env, directory):
         self.crontab = Path(directory) / 'crontab'
         self.output = Path(directory) / 'cron.log'
-        # The image's Python first on PATH, as in the container: `python manage.py` is ours.
-        path = os.pathsep.join([str(Path(sys.executable).parent), str(Path(tool('supercronic')).parent), env['PATH']])
-        self.env = {**env, 'CRONTAB': str(self.crontab), 'CRONTAB_POLL_SECONDS': '1', 'PATH': path}
+        self.env = cron_env(env, directory, self.crontab)
+        self.health = Path(self.env['CRON_HEALTH_FILE'])
         self.process = None
 
     def start(self, text):
@@ -50,7 +47,9 @@ class Cron:
 
     def stop(self):
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=60)
+        status = self.process.wait(timeout=60)
+        assert status == 0, self.log()
+        return status
 
 
 def wait_until(condition, what, seconds=60, cron=None):
@@ -77,6 +76,8 @@ def test_jobs_run_recorded_with_their_output_and_failures_logged_by_command(cron
     good, bad = f'{JOBS_RUN} save_data', f'{JOBS_RUN} --name bad save_data --target_id 999999'
     cron.start(f'{EVERY_SECOND}{good}\n{EVERY_SECOND}{bad}\n')
 
+    # The two share save_data's lock: a run that finds the other one running is skipped.
+    cron.wait_for('done: 1 record(s) checked, downloaded 2 product(s)')
     cron.wait_for('msg="job succeeded"')
     cron.wait_for('msg="error running command: exit status 1"')
     assert cron.stop() == 0
@@ -124,7 +125,7 @@ def test_a_missed_job_catches_up_once_at_start(cron):
     ScheduledJob.objects.update(first_seen=timezone.now() - timedelta(hours=3))
 
     cron.start(text)
-    cron.wait_for('jobs: catching up missed: its run of ')
+    cron.wait_for('cron: catching up missed: its run of ')
     cron.wait_for('jobs: missed run ')
     wait_until(lambda: JobRun.objects.filter(outcome='succeeded').exists(), 'the catch-up run to end', cron=cron)
     assert cron.stop() == 0
@@ -154,7 +155,7 @@ def test_run_now_requests_are_served_in_the_cron_container(cron):
 
     request = run_now.ask('sessions', None)
     wait_until(lambda: JobRun.objects.filter(outcome='succeeded').exists(), 'the requested run', cron=cron)
-    cron.wait_for('jobs: run now of sessions')
+    cron.wait_for('cron: run now of sessions')
     assert cron.stop() == 0
 
     request.refresh_from_db()

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from myapp.jobs import schedule
+from myapp.jobs import catchup, schedule
 from myapp.models import JobRun, ScheduledJob
 from tests.conftest import run_job
 
@@ -114,16 +114,20 @@ def test_catch_up_runs_a_missed_job_once(tom_env):
         '@hourly python manage.py jobs run --name opted-out --no-catch-up clearsessions\n'
         '@hourly python manage.py jobs run --name new clearsessions\n')
 
-    first = run_job(tom_env, 'jobs', 'catch-up')
-    second = run_job(tom_env, 'jobs', 'catch-up')
+    due = catchup.missed()
+    top_of_the_hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    assert [(line.name, tick) for line, tick in due] == [('missed', top_of_the_hour)]
+    # As the cron container's program starts it, then a second time.
+    line, tick = due[0]
+    env = {**tom_env, 'TOM_JOBS_TRIGGER': 'catch-up', 'TOM_JOBS_TICK': tick.isoformat()}
+    first = run_job(env, 'jobs', 'run', *line.spec.run_words())
+    second = run_job(env, 'jobs', 'run', *line.spec.run_words())
 
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     run = JobRun.objects.get()
-    assert (run.name, run.trigger, run.outcome) == ('missed', 'catch-up', 'succeeded')
-    top_of_the_hour = timezone.now().replace(minute=0, second=0, microsecond=0)
-    assert run.scheduled_for == top_of_the_hour
-    assert 'jobs: catching up missed: its run of ' in first.stdout
-    assert second.stdout == ''
+    assert (run.name, run.trigger, run.outcome, run.scheduled_for) == ('missed', 'catch-up', 'succeeded', tick)
+    assert 'jobs: missed: no catch-up needed' in second.stdout
+    assert catchup.missed() == []
 
 
 def test_loaded_and_rejected_crontabs_are_recorded(tom_env, tmp_path):

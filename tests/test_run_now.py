@@ -1,12 +1,11 @@
-"""Run now end to end: a request stored as the web page stores it, taken by a real
-`jobs serve-requests` process (the cron container's), run by a real `jobs run`."""
+"""Run now end to end: a request stored as the web page stores it, taken by a real `jobs
+cron` process (the cron container's program), run by a real `jobs run`."""
 import time
 
 from django.contrib.auth.models import User
 
 from myapp.jobs import run_now, schedule
 from myapp.models import JobRequest, JobRun
-from tests.conftest import start_job
 
 CRONTAB = '@daily python manage.py jobs run --name sessions --timeout 5m clearsessions\n'
 
@@ -23,8 +22,8 @@ def wait_for_state(request, states, seconds=60):
         time.sleep(0.2)
 
 
-def test_a_request_is_run_through_jobs_run_and_linked_to_its_run(tom_env, poller):
-    schedule.record_load(CRONTAB)
+def test_a_request_is_run_through_jobs_run_and_linked_to_its_run(cron_program):
+    cron_program(CRONTAB)
     request = run_now.ask('sessions', User.objects.create_user('pi', is_staff=True))
     assert run_now.state(request) == 'queued'
 
@@ -35,17 +34,13 @@ def test_a_request_is_run_through_jobs_run_and_linked_to_its_run(tom_env, poller
     assert request.run == run and request.picked_at is not None and request.host
 
 
-def test_two_pollers_take_each_request_once(tom_env, poller):
-    second = start_job(tom_env, 'jobs', 'serve-requests')
-    try:
-        schedule.record_load(CRONTAB)
-        user = User.objects.create_user('pi', is_staff=True)
-        requests = [run_now.ask('sessions', user) for _ in range(3)]
-        for request in requests:
-            wait_for_state(request, {'succeeded', 'skipped', 'failed', 'not started'})
-    finally:
-        second.terminate()
-        second.communicate(timeout=30)
+def test_two_cron_containers_take_each_request_once(cron_program):
+    cron_program(CRONTAB)
+    cron_program(CRONTAB)
+    user = User.objects.create_user('pi', is_staff=True)
+    requests = [run_now.ask('sessions', user) for _ in range(3)]
+    for request in requests:
+        wait_for_state(request, {'succeeded', 'skipped', 'failed', 'not started'})
 
     assert JobRun.objects.count() == 3
     assert JobRequest.objects.filter(run=None).count() == 0

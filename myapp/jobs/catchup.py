@@ -1,13 +1,12 @@
 """Catch-up: when the cron container starts, a job whose last scheduled time passed while
 no cron container ran it runs once, if that time is recent enough (within one interval of
-its schedule, at most a day) and the job was already in the crontab then."""
+its schedule, at most a day) and the job was already in the crontab then. The cron
+container's program starts each through `jobs run` (myapp/sidecar/catch_up.py)."""
 from datetime import timedelta
 
 from django.utils import timezone
 
-from myapp.jobs import history, runner, schedule
-from myapp.jobs.timing import format_moment
-from myapp.models import JobRun
+from myapp.jobs import history, schedule
 
 MAX_WINDOW = timedelta(days=1)
 
@@ -31,14 +30,3 @@ def missed(now=None):
         if now - tick <= window and not history.ran_since(line.name, tick):
             due.append((line, tick))
     return due
-
-
-def catch_up(say):
-    """Runs each missed job once, through the runner (same lock and history); returns the
-    number of catch-up runs that failed."""
-    failures = 0
-    for line, tick in missed():
-        say.out(f'jobs: catching up {line.name}: its run of {format_moment(tick)} was missed')
-        if runner.run(line.spec, trigger=JobRun.Trigger.CATCH_UP, tick=tick, say=say) != 0:
-            failures += 1
-    return failures

@@ -6,6 +6,8 @@ import signal
 import sys
 import traceback
 
+from myapp.jobs.locks import held_by_runner
+
 PR_SET_PDEATHSIG = 1
 # The runner's database connections, inherited by the fork. The job must neither use nor
 # close them (closing one would end the runner's session, and its advisory lock with it):
@@ -13,9 +15,10 @@ PR_SET_PDEATHSIG = 1
 _inherited_connections = []
 
 
-def run_command(argv, stdout_fd, stderr_fd, runner_fds):
+def run_command(argv, stdout_fd, stderr_fd, runner_fds, lock):
     """Runs `manage.py ARGV` with its output on the given pipes, then ends the process with
-    the command's exit status. Never returns."""
+    the command's exit status; lock: the lock its runner holds for it, which the command
+    does not take a second time. Never returns."""
     status = 1
     try:
         runner_pid = os.getppid()
@@ -31,6 +34,7 @@ def run_command(argv, stdout_fd, stderr_fd, runner_fds):
         sys.stderr.reconfigure(line_buffering=True)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         _set_aside_database_connections()
+        held_by_runner(lock)
         status = _execute(argv)
     except BaseException:
         traceback.print_exc()

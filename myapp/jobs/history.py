@@ -22,27 +22,36 @@ def this_host():
     return os.environ.get('HOSTNAME') or socket.gethostname()
 
 
-def start(spec, trigger, scheduled_for=None):
+def start(spec, trigger, scheduled_for=None, lock=None):
+    """Records a run starting now; lock: the name of the lock it holds (the job's name)."""
     now = timezone.now()
     return JobRun.objects.create(
         name=spec.name, command=spec.command_line, trigger=trigger, scheduled_for=scheduled_for,
+        lock=lock or spec.name,
         host=this_host(), pid=os.getpid(), started_at=now, heartbeat_at=now,
     )
 
 
 def heartbeat(run):
-    JobRun.objects.filter(pk=run.pk, outcome=Outcome.RUNNING).update(heartbeat_at=timezone.now())
+    """Records that the run's runner lives; False when the run is no longer recorded running
+    (another runner recorded it lost)."""
+    return bool(JobRun.objects.filter(pk=run.pk, outcome=Outcome.RUNNING).update(heartbeat_at=timezone.now()))
 
 
 def finish(run, outcome, exit_status, summary='', output_tail=''):
+    """Records how the run ended and returns it; None when it had been recorded lost meanwhile
+    (that record stands, and the run is counted once)."""
     run.finished_at = timezone.now()
     run.duration = (run.finished_at - run.started_at).total_seconds()
     run.outcome, run.exit_status = outcome, exit_status
     run.summary, run.output_tail = summary, output_tail
     with transaction.atomic():
-        run.save(update_fields=['finished_at', 'duration', 'outcome', 'exit_status', 'summary', 'output_tail'])
-        _count(run.name, outcome)
-    return run
+        updated = JobRun.objects.filter(pk=run.pk, outcome=Outcome.RUNNING).update(
+            finished_at=run.finished_at, duration=run.duration, outcome=outcome, exit_status=exit_status,
+            summary=summary, output_tail=output_tail)
+        if updated:
+            _count(run.name, outcome)
+    return run if updated else None
 
 
 def skip(spec, trigger, reason, scheduled_for=None):
@@ -58,31 +67,51 @@ def skip(spec, trigger, reason, scheduled_for=None):
     return run
 
 
-def mark_lost(name=None):
-    """Marks as lost the runs still `running` whose runner stopped its heartbeat; with a
-    name, every running run of that job (its caller holds the job's lock, so none of them
-    can still be running). Returns how many."""
+def gone(run, now=None):
+    """Whether a `running` run's runner has stopped its heartbeat: it is lost."""
+    last_seen = run.heartbeat_at or run.started_at
+    return run.outcome == Outcome.RUNNING and last_seen < (now or timezone.now()) - LOST_AFTER
+
+
+def as_seen(runs, now=None):
+    """The runs, with those whose runner is gone shown as lost (in memory only: readers
+    such as the Jobs page never write; runners, the cron container and `jobs check` do)."""
+    now = now or timezone.now()
+    for run in runs:
+        if run is not None and gone(run, now):
+            run.outcome, run.finished_at, run.duration, run.summary = Outcome.LOST, *_lost(run)
+    return runs
+
+
+def mark_lost(lock=None):
+    """Records as lost the runs still `running` whose runner stopped its heartbeat; with a
+    lock, every running run that held it (its caller holds it now and has made sure none of
+    them is alive). Returns how many."""
     runs = JobRun.objects.filter(outcome=Outcome.RUNNING)
-    runs = runs.filter(name=name) if name else runs.filter(heartbeat_at__lt=timezone.now() - LOST_AFTER)
-    # Read first, write only when there is something to mark: `jobs check` calls this often.
+    runs = runs.filter(lock=lock) if lock else runs.filter(heartbeat_at__lt=timezone.now() - LOST_AFTER)
+    # Read first, write only when there is something to mark: the cron container asks often.
     lost = 0
-    for row in list(runs.values('pk', 'name', 'started_at', 'heartbeat_at')):
-        last_seen = row['heartbeat_at'] or row['started_at']
+    for run in list(runs.only('pk', 'name', 'started_at', 'heartbeat_at')):
+        finished_at, duration, summary = _lost(run)
         with transaction.atomic():
-            marked = JobRun.objects.filter(pk=row['pk'], outcome=Outcome.RUNNING).update(
-                outcome=Outcome.LOST, finished_at=last_seen,
-                duration=(last_seen - row['started_at']).total_seconds(),
-                summary=f'the runner stopped without finishing; last heard of at {last_seen:%Y-%m-%d %H:%M:%S %Z}',
-            )
+            marked = JobRun.objects.filter(pk=run.pk, outcome=Outcome.RUNNING).update(
+                outcome=Outcome.LOST, finished_at=finished_at, duration=duration, summary=summary)
             if marked:
-                _count(row['name'], Outcome.LOST)
+                _count(run.name, Outcome.LOST)
         lost += marked
     return lost
 
 
-def holder(name):
-    """The run of this job that is running, if any (the one holding its lock)."""
-    return JobRun.objects.filter(name=name, outcome=Outcome.RUNNING).order_by('-started_at').first()
+def _lost(run):
+    """(finished_at, duration, summary) of a run whose runner is gone."""
+    last_seen = run.heartbeat_at or run.started_at
+    return (last_seen, (last_seen - run.started_at).total_seconds(),
+            f'the runner stopped without finishing; last heard of at {last_seen:%Y-%m-%d %H:%M:%S %Z}')
+
+
+def holders(lock):
+    """The runs recorded running under this lock, newest first."""
+    return list(JobRun.objects.filter(lock=lock, outcome=Outcome.RUNNING).order_by('-started_at'))
 
 
 def worked(name):
@@ -102,8 +131,11 @@ def ran_since(name, moment):
 
 
 def last_runs(names):
-    """{name: its latest run, skipped ones aside} for the given job names."""
-    return _latest(JobRun.objects.exclude(outcome=Outcome.SKIPPED), names)
+    """{name: its latest run, skipped ones aside} for the given job names, a run whose
+    runner is gone shown as lost."""
+    latest = _latest(JobRun.objects.exclude(outcome=Outcome.SKIPPED), names)
+    as_seen(latest.values())
+    return latest
 
 
 def last_finished(names):

@@ -32,6 +32,11 @@ class JobSpec:
     def command_line(self):
         return shlex.join(self.argv)
 
+    def run_words(self):
+        """The arguments of `jobs run` that run this job as its crontab line does."""
+        return ['--name', self.name, '--timeout', f'{self.timeout:g}', '--grace', f'{self.grace:g}',
+                *([] if self.catch_up else ['--no-catch-up']), *self.argv]
+
 
 def duration_argument(text):
     try:

@@ -12,6 +12,8 @@ from django.utils import timezone
 
 from myapp.jobs import history, schedule
 from myapp.jobs.options import check_command
+from myapp.jobs.timing import format_duration, format_local
+from myapp.models import JobRun
 
 
 @dataclass
@@ -46,9 +48,12 @@ class Report:
         return [state for state in self.jobs if state.overdue(self.now)]
 
 
-def report(now=None, check_commands=True):
+def report(now=None, check_commands=True, record_lost=False):
+    """The state of every job of the running crontab. record_lost: record as lost the runs
+    whose runner is gone (the cron container and `jobs check` do; readers only show them)."""
     now = now or timezone.now()
-    history.mark_lost()
+    if record_lost:
+        history.mark_lost()
     load, crontab = schedule.current()
     if crontab is None:
         return Report(None, None, [], [], now)
@@ -75,3 +80,27 @@ def report(now=None, check_commands=True):
             state.late_at = state.due + timedelta(seconds=line.spec.grace)
         states.append(state)
     return Report(load, crontab, states, sorted(problems, key=lambda p: p[0].number), now)
+
+
+def verdict(report):
+    """`jobs check`'s verdict: (a line per overdue job and crontab problem, the last line)."""
+    lines = [f'PROBLEM crontab line {line.number}: {reason}' for line, reason in report.problems]
+    lines += [describe_overdue(state, report.now) for state in report.overdue]
+    if lines:
+        return lines, f'{len(report.overdue)} job(s) overdue, {len(report.problems)} crontab problem(s)'
+    return lines, f'ok: {len(report.jobs)} job(s) on time'
+
+
+def describe_overdue(state, now):
+    ended, last = state.last_finished, state.last_run
+    last_run = 'it has never run'
+    if ended:
+        last_run = f'last run {ended.outcome} at {format_local(ended.started_at)}'
+        if ended.summary:
+            last_run += f': {ended.summary}'
+    if last and last.outcome == JobRun.Outcome.RUNNING:
+        last_run += f'; a run is under way since {format_local(last.started_at)}'
+    success = format_local(state.last_success.started_at) if state.last_success else 'never'
+    return (f'OVERDUE {state.name} ({state.line.schedule}): last success {success}; due {format_local(state.due)}, '
+            f'late by {format_duration((now - state.due).total_seconds())} '
+            f'(grace {format_duration(state.line.spec.grace)}); {last_run}')

@@ -8,6 +8,7 @@ import os
 import selectors
 import signal
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -15,7 +16,7 @@ from django.db import DatabaseError, connection
 
 from myapp.failures import one_line
 from myapp.jobs import child, history, run_now, schedule
-from myapp.jobs.locks import job_lock
+from myapp.jobs.locks import job_lock, lock_name
 from myapp.jobs.output import Output
 from myapp.jobs.sentry import SentryReport
 from myapp.jobs.timing import format_duration, format_moment
@@ -23,6 +24,14 @@ from myapp.models import JobRun
 
 Outcome, Trigger = JobRun.Outcome, JobRun.Trigger
 KILL_GRACE = 10.0          # seconds between SIGTERM and SIGKILL for a job past its timeout
+HEARTBEAT_SECONDS = history.HEARTBEAT.total_seconds()
+# Without its lock (its database connection lost): how often the runner tries to take it
+# again, how many refusals it takes to stop the job, and how long it goes on without a
+# heartbeat before stopping it (past it, a killed job is gone before others take this run
+# for lost, LOST_AFTER after its last heartbeat).
+RETAKE_EVERY = 2.0
+RETAKE_REFUSALS = 3
+STOP_WITHOUT_LOCK = history.LOST_AFTER.total_seconds() - 2 * KILL_GRACE - HEARTBEAT_SECONDS
 TIMED_OUT_STATUS = 124
 # How long output may still come once the job has exited (from processes it left behind).
 DRAIN_SECONDS = 2.0
@@ -46,16 +55,18 @@ def run(spec, trigger=Trigger.MANUAL, tick=None, say=None, request_id=None):
     line = schedule.line_running_here(spec.name)
     if trigger == Trigger.SCHEDULE and tick is None and line is not None:
         tick = line.schedule.previous_before(_process_started_at())
-    lock = job_lock(spec.name)
+    name = lock_name(spec)
+    lock = job_lock(name)
     if not lock.acquire():
-        holder = history.holder(spec.name)
-        reason = f'skipped: another process holds the {lock}'
-        if holder:
-            reason = (f'skipped: run {holder.pk} of {spec.name} is running on host {holder.host}, '
-                      f'pid {holder.pid}, since {format_moment(holder.started_at)}')
-        return skipped(reason)
+        holders = history.holders(name)
+        return skipped(_running(holders[0]) if holders else f'skipped: another process holds the {lock}')
     try:
-        lost = history.mark_lost(spec.name)
+        # A run whose runner lost this lock with its database connection may still be at
+        # work, taking it again: while it is heard from, it is not lost.
+        alive = [holder for holder in history.holders(name) if _alive(holder)]
+        if alive:
+            return skipped(_running(alive[0]) + ', without its lock since its database connection dropped')
+        lost = history.mark_lost(name)
         if lost:
             say.err(f'jobs: {spec.name}: {lost} earlier run(s) whose runner died are now recorded as lost')
         if tick is not None and trigger == Trigger.SCHEDULE:
@@ -65,10 +76,31 @@ def run(spec, trigger=Trigger.MANUAL, tick=None, say=None, request_id=None):
         if trigger == Trigger.CATCH_UP and history.ran_since(spec.name, tick):
             say.out(f'jobs: {spec.name}: no catch-up needed, the {format_moment(tick)} run has been done')
             return 0
-        record = recorded(history.start(spec, trigger, tick))
-        return Supervisor(spec, record, line, say).supervise()
+        record = recorded(history.start(spec, trigger, tick, lock=name))
+        return Supervisor(spec, record, line, lock, say).supervise()
     finally:
         lock.release()
+
+
+def _running(holder):
+    return (f'skipped: run {holder.pk} of {holder.name} is running on host {holder.host}, '
+            f'pid {holder.pid}, since {format_moment(holder.started_at)}')
+
+
+def _alive(run):
+    """Whether the runner of a run recorded running may still be at work: heard from lately,
+    and, on this host, its process still there."""
+    if history.gone(run):
+        return False
+    if run.host != history.this_host():
+        return True
+    try:
+        os.kill(run.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 class Say:
@@ -86,10 +118,10 @@ class Say:
 class Supervisor:
     """Runs one recorded run's job in a child process and sees it to its end."""
 
-    def __init__(self, spec, record, line, say):
-        self.spec, self.record, self.say = spec, record, say
-        self.line = line
+    def __init__(self, spec, record, line, lock, say):
+        self.spec, self.record, self.line, self.lock, self.say = spec, record, line, lock, say
         self.interrupted_by = None
+        self.stopped_because = None   # why the runner stopped its job, other than its timeout
         self.child_pid = None
 
     def supervise(self):
@@ -101,10 +133,15 @@ class Supervisor:
         for stream in (sys.stdout, sys.stderr):
             stream.flush()  # or the child would write what is buffered here once more
             pipes[stream] = os.pipe()
+        # A process forked while another thread runs may inherit a lock that thread held,
+        # and wait on it for ever: the child is forked before anything starts a thread
+        # (Sentry's transport starts below).
+        if threading.active_count() > 1:
+            raise RuntimeError(f'jobs run would fork with threads running: {threading.enumerate()}')
         self.child_pid = os.fork()
         if self.child_pid == 0:
             child.run_command(spec.argv, pipes[sys.stdout][1], pipes[sys.stderr][1],
-                              [read_end for read_end, _ in pipes.values()])
+                              [read_end for read_end, _ in pipes.values()], self.record.lock)
         for _, write_end in pipes.values():
             os.close(write_end)
         output = Output({read_end: stream.buffer for stream, (read_end, _) in pipes.items()})
@@ -119,12 +156,14 @@ class Supervisor:
         return self._finish(status, timed_out, output, sentry)
 
     def _watch(self, output):
-        """Passes output through until the job ends; stops it past its timeout."""
+        """Passes output through until the job ends; stops it past its timeout, or when its
+        lock is lost for good."""
         selector = selectors.DefaultSelector()
         for fd in output.streams:
             selector.register(fd, selectors.EVENT_READ)
         started = time.monotonic()
         deadline = started + self.spec.timeout
+        lock = LockKeeper(self, started)
         next_beat = started + history.HEARTBEAT.total_seconds()
         status = exited_at = kill_at = None
         timed_out = False
@@ -146,23 +185,30 @@ class Supervisor:
                     exited_at = now
             if status is not None and (not selector.get_map() or now >= exited_at + DRAIN_SECONDS):
                 break
-            if status is None and not timed_out and now >= deadline:
+            if status is None and kill_at is None and not timed_out and now >= deadline:
                 timed_out = True
-                kill_at = now + KILL_GRACE
                 self.say.err(f'jobs: {self.spec.name} run {self.record.pk} passed its timeout of '
                              f'{format_duration(self.spec.timeout)}: stopping it (SIGTERM)')
-                self._signal(signal.SIGTERM)
+                kill_at = self._stop(now)
+            if now >= next_beat:
+                next_beat = now + lock.beat(now)
+            if status is None and kill_at is None and self.stopped_because:
+                self.say.err(f'jobs: {self.spec.name} run {self.record.pk}: {self.stopped_because}: '
+                             'stopping it (SIGTERM)')
+                kill_at = self._stop(now)
             if status is None and kill_at is not None and now >= kill_at:
                 self._signal(signal.SIGKILL)
-                kill_at = None
-            if now >= next_beat:
-                next_beat = now + history.HEARTBEAT.total_seconds()
-                self._heartbeat()
+                kill_at = float('inf')
         for fd in list(selector.get_map()):
             selector.unregister(fd)
             os.close(fd)
         output.close()
         return status, timed_out
+
+    def _stop(self, now):
+        """SIGTERM to the job; returns when to kill it."""
+        self._signal(signal.SIGTERM)
+        return now + KILL_GRACE
 
     def _finish(self, status, timed_out, output, sentry):
         spec, record = self.spec, self.record
@@ -173,11 +219,17 @@ class Supervisor:
         else:
             outcome = Outcome.FAILED
         summary = output.summary
-        if self.interrupted_by and not timed_out:
-            summary = f'interrupted by {self.interrupted_by}' + (f'; {summary}' if summary else '')
+        stopped_because = self.stopped_because or (f'interrupted by {self.interrupted_by}'
+                                                   if self.interrupted_by else None)
+        if stopped_because and not timed_out:
+            summary = f'{stopped_because}' + (f'; {summary}' if summary else '')
         exit_status = status
         try:
-            history.finish(record, outcome, status, summary=summary, output_tail=output.tail)
+            finished = _retrying(lambda: history.finish(record, outcome, status, summary=summary,
+                                                        output_tail=output.tail))
+            if not finished:
+                self.say.err(f'jobs: {spec.name} run {record.pk}: another run had recorded it lost; '
+                             f'it ended {outcome}')
         except DatabaseError as error:
             self.say.err(f'jobs: {spec.name} run {record.pk}: its end could not be recorded: {one_line(error)}')
             exit_status = status or 1
@@ -209,12 +261,69 @@ class Supervisor:
         self.interrupted_by = signal.Signals(signum).name
         self._signal(signal.SIGTERM)
 
-    def _heartbeat(self):
+
+class LockKeeper:
+    """The run's heartbeat, and its lock kept through a lost database connection.
+
+    On PostgreSQL the lock lives on the runner's connection. When a heartbeat fails, the
+    connection is closed and the lock is gone with it; from then on the runner reconnects
+    every RETAKE_EVERY, writes its heartbeat (so that a run started meanwhile sees this one
+    alive and stands back) and takes the lock again. It stops its job when it cannot: when
+    another process holds the lock, when another run has recorded this one lost, or when
+    STOP_WITHOUT_LOCK passes without a heartbeat, well before others take it for lost."""
+
+    def __init__(self, supervisor, now):
+        self.supervisor = supervisor
+        self.last_beat = now
+        self.lost_at = None     # when its lock was lost, while it is
+        self.refusals = 0
+
+    def beat(self, now):
+        """Beats; returns the seconds to the next beat."""
+        supervisor = self.supervisor
+        name, pk = supervisor.spec.name, supervisor.record.pk
         try:
-            history.heartbeat(self.record)
+            if not history.heartbeat(supervisor.record):
+                supervisor.stopped_because = 'another run recorded this one lost and took its place'
+                return HEARTBEAT_SECONDS
+            self.last_beat = now
+            if self.lost_at is not None:
+                if not supervisor.lock.acquire():
+                    self.refusals += 1
+                    if self.refusals >= RETAKE_REFUSALS:
+                        supervisor.stopped_because = (f'its lock, lost with its database connection, is held by '
+                                                      f'another process now: {supervisor.lock}')
+                    return RETAKE_EVERY
+                supervisor.say.err(f'jobs: {name} run {pk}: took its lock again, '
+                                   f'{format_duration(now - self.lost_at)} after losing it')
+                self.lost_at, self.refusals = None, 0
         except DatabaseError as error:
-            self.say.err(f'jobs: {self.spec.name} run {self.record.pk}: heartbeat not recorded: {one_line(error)}')
+            supervisor.say.err(f'jobs: {name} run {pk}: heartbeat not recorded: {one_line(error)}')
             connection.close()  # the next beat reconnects
+            if supervisor.lock.held_by_connection and self.lost_at is None:
+                supervisor.lock.lost()
+                self.lost_at = now
+                supervisor.say.err(f'jobs: {name} run {pk}: its {supervisor.lock} went with the connection; '
+                                   'taking it again')
+        if self.lost_at is None:
+            return HEARTBEAT_SECONDS
+        if now - self.last_beat >= STOP_WITHOUT_LOCK:
+            silent = format_duration(now - self.last_beat)
+            supervisor.stopped_because = f'without its lock or a heartbeat for {silent} (database unreachable)'
+        return RETAKE_EVERY
+
+
+def _retrying(write, seconds=30.0):
+    """write(), tried again on a database error (a connection lost) for up to seconds."""
+    give_up = time.monotonic() + seconds
+    while True:
+        try:
+            return write()
+        except DatabaseError:
+            connection.close()
+            if time.monotonic() >= give_up:
+                raise
+            time.sleep(RETAKE_EVERY)
 
 
 def _process_started_at():

@@ -26,3 +26,10 @@ def format_duration(seconds):
 def format_moment(moment):
     """A time for a log line: UTC, to the second."""
     return f'{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC'
+
+
+def format_local(moment):
+    """A time in the TOM's time zone, to the second."""
+    from django.utils import timezone  # not at the top: the settings import this module
+
+    return f'{timezone.localtime(moment):%Y-%m-%d %H:%M:%S %Z}'

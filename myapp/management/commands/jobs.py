@@ -4,25 +4,27 @@
   jobs check        exit 1 naming each overdue job (the cron container's health check)
   jobs list         the schedule, with each job's next run, last run and last success
 
-and, for the cron container's start script: `jobs loaded FILE` and `jobs rejected FILE
-REASON` record the crontab it runs or an edit it refused; `jobs catch-up` runs the jobs
-whose last run was missed while no cron container ran; `jobs serve-requests` runs the jobs
-asked for with the Jobs page's Run now; `jobs export --kubernetes` writes the crontab's
-jobs for the Helm chart under deploy/.
+and `jobs cron`, the cron container's program (myapp/sidecar): supercronic on the crontab,
+live edits, catch-up, Run now, and the state its health check reads. `jobs loaded FILE`
+records a crontab as running (Kubernetes' migration hook does); `jobs rejected FILE REASON`
+records an edit refused; `jobs export --kubernetes` writes the crontab's jobs for the Helm
+chart under deploy/.
 """
 import os
+from datetime import datetime
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
-from myapp.jobs import catchup, kubernetes, overdue, run_now, runner, schedule
+from myapp.jobs import kubernetes, overdue, run_now, runner, schedule
 from myapp.jobs.options import add_run_arguments, check_command, spec_from_options
-from myapp.jobs.timing import format_duration
+from myapp.jobs.timing import format_local
 from myapp.models import JobRun
+from myapp.sidecar.catch_up import TICK_VARIABLE, TRIGGER_VARIABLE
+from myapp.sidecar.program import Program
 
-# Set by the cron container's start script for the jobs supercronic starts.
-TRIGGER_VARIABLE = 'TOM_JOBS_TRIGGER'
+# What the cron container's program starts `jobs run` for, by TRIGGER_VARIABLE.
+TRIGGERS = {'schedule': JobRun.Trigger.SCHEDULE, 'catch-up': JobRun.Trigger.CATCH_UP}
 
 
 class Command(BaseCommand):
@@ -42,9 +44,10 @@ class Command(BaseCommand):
         rejected = subcommands.add_parser('rejected', help='record FILE as an edit the cron container refused')
         rejected.add_argument('file')
         rejected.add_argument('reason')
-        subcommands.add_parser('catch-up', help='run once each job whose last scheduled run was missed')
-        serve = subcommands.add_parser('serve-requests', help='run the jobs asked for with Run now, as they come')
-        serve.add_argument('--while-pid', type=int, metavar='PID', help='stop once the process PID is gone')
+        subcommands.add_parser('cron', help="the cron container's program: runs CRONTAB with supercronic",
+                               description='Runs the crontab CRONTAB with supercronic, loads its edits live, '
+                                           'catches up missed jobs, runs Run now requests, and keeps the state '
+                                           'the health check reads (CRON_HEALTH_FILE), until SIGTERM or SIGINT.')
         export = subcommands.add_parser('export', help="write the crontab's jobs for a scheduler other than cron",
                                         description='Writes the jobs of a crontab as the Helm chart under '
                                                     'deploy/ reads them, one Kubernetes CronJob each.')
@@ -63,60 +66,44 @@ class Command(BaseCommand):
         request_id = os.environ.get(run_now.REQUEST_VARIABLE)
         if request_id:
             trigger = JobRun.Trigger.RUN_NOW
-        elif os.environ.get(TRIGGER_VARIABLE) == 'schedule':
-            trigger = JobRun.Trigger.SCHEDULE
         else:
-            trigger = JobRun.Trigger.MANUAL
-        status = runner.run(spec, trigger=trigger, request_id=int(request_id) if request_id else None)
+            trigger = TRIGGERS.get(os.environ.get(TRIGGER_VARIABLE), JobRun.Trigger.MANUAL)
+        tick = os.environ.get(TICK_VARIABLE)
+        status = runner.run(spec, trigger=trigger, request_id=int(request_id) if request_id else None,
+                            tick=datetime.fromisoformat(tick) if tick else None)
         if status:
             # The runner has said why; exit with the job's own status.
             raise SystemExit(status)
 
     def handle_check(self, options):
-        report = overdue.report()
+        report = overdue.report(record_lost=True)
         if report.load is None:
             raise CommandError('no crontab has been recorded: the cron container has not started yet', returncode=1)
-        lines = [f'PROBLEM crontab line {line.number}: {reason}' for line, reason in report.problems]
-        lines += [self.describe_overdue(state, report.now) for state in report.overdue]
+        lines, verdict = overdue.verdict(report)
         for line in lines:
             self.stderr.write(line)
         if lines:
-            raise CommandError(f'{len(report.overdue)} job(s) overdue, {len(report.problems)} crontab problem(s)',
-                               returncode=1)
-        self.stdout.write(f'ok: {len(report.jobs)} job(s) on time')
-
-    def describe_overdue(self, state, now):
-        ended, last = state.last_finished, state.last_run
-        last_run = 'it has never run'
-        if ended:
-            last_run = f'last run {ended.outcome} at {_local(ended.started_at)}'
-            if ended.summary:
-                last_run += f': {ended.summary}'
-        if last and last.outcome == JobRun.Outcome.RUNNING:
-            last_run += f'; a run is under way since {_local(last.started_at)}'
-        success = _local(state.last_success.started_at) if state.last_success else 'never'
-        return (f'OVERDUE {state.name} ({state.line.schedule}): last success {success}; due {_local(state.due)}, '
-                f'late by {format_duration((now - state.due).total_seconds())} '
-                f'(grace {format_duration(state.line.spec.grace)}); {last_run}')
+            raise CommandError(verdict, returncode=1)
+        self.stdout.write(verdict)
 
     def handle_list(self, options):
         report = overdue.report(check_commands=False)
         if report.load is None:
             raise CommandError('no crontab has been recorded: the cron container has not started yet')
-        self.stdout.write(f'crontab loaded {_local(report.load.loaded_at)} on {report.load.host}; '
+        self.stdout.write(f'crontab loaded {format_local(report.load.loaded_at)} on {report.load.host}; '
                           f'schedules in {report.crontab.timezone}')
         rows = [('JOB', 'SCHEDULE', 'NEXT RUN', 'LAST RUN', 'LAST SUCCESS')]
         for state in report.jobs:
             last = state.last_run
-            last_run = f'{last.outcome} {_local(last.started_at)}' if last else '-'
+            last_run = f'{last.outcome} {format_local(last.started_at)}' if last else '-'
             if last and last.duration is not None:
                 last_run += f' ({last.duration:.1f} s)'
             if last and last.summary:
                 last_run += f': {last.summary[:60]}'
             status = ' OVERDUE' if state.overdue(report.now) else ''
             rows.append((state.name + status, str(state.line.schedule),
-                         _local(state.next_run) if state.next_run else '-', last_run,
-                         _local(state.last_success.started_at) if state.last_success else 'never'))
+                         format_local(state.next_run) if state.next_run else '-', last_run,
+                         format_local(state.last_success.started_at) if state.last_success else 'never'))
         # Columns as wide as their widest cell; the last one is not padded.
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)] + [0]
         for row in rows:
@@ -132,13 +119,10 @@ class Command(BaseCommand):
         schedule.record_rejection(_read(options['file']), options['reason'])
         self.stdout.write(f'jobs: recorded the rejected edit of {options["file"]}')
 
-    def handle_serve_requests(self, options):
-        run_now.serve(runner.Say(), while_pid=options['while_pid'])
-
-    def handle_catch_up(self, options):
-        failures = catchup.catch_up(runner.Say())
-        if failures:
-            raise CommandError(f'{failures} catch-up run(s) failed', returncode=1)
+    def handle_cron(self, options):
+        status = Program(runner.Say()).run()
+        if status:
+            raise SystemExit(status)  # the program has said why
 
     def handle_export(self, options):
         try:
@@ -160,8 +144,3 @@ def _read(path):
         return Path(path).read_text()
     except OSError as error:
         raise CommandError(f'cannot read {path}: {error.strerror}')
-
-
-def _local(moment):
-    """A time in the TOM's time zone, to the second."""
-    return f'{timezone.localtime(moment):%Y-%m-%d %H:%M:%S %Z}'

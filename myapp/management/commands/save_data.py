@@ -20,9 +20,9 @@ from myapp.failures import one_line
 from myapp.jobs.locks import job_lock
 from myapp.targets import target_option
 
-# Not the job runtime's lock of a job named save_data (`jobs run save_data` holds that one):
-# this one keeps any two runs apart, however they were started.
-LOCK_NAME = 'save_data: the sync engine'
+# One sync at a time, however it was started: by hand, or through `jobs run` under any job
+# name, which takes this lock for its run instead of one named after the job.
+LOCK_NAME = 'save_data'
 
 
 class Command(BaseCommand):
@@ -30,6 +30,7 @@ class Command(BaseCommand):
             'within SAVE_DATA_SETTLE_HOURS, failed last time, or were never listed.')
     # A cron job should start fast; the web container runs the system checks.
     requires_system_checks = []
+    job_lock = LOCK_NAME
 
     def add_arguments(self, parser):
         parser.add_argument('--target_id', help='only the observations of this target (its numeric id)')

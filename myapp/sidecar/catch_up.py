@@ -1,0 +1,41 @@
+"""Catch-up at start: each job missed while no cron container ran (myapp/jobs/catchup.py
+says which) is run once, one after the other, each in a `jobs run` process of its own."""
+from myapp.jobs import catchup
+from myapp.jobs.timing import format_moment
+
+# `jobs run` reads the trigger and the missed tick from these.
+TRIGGER_VARIABLE, TICK_VARIABLE = 'TOM_JOBS_TRIGGER', 'TOM_JOBS_TICK'
+
+
+class CatchUp:
+    name = 'catch-up'
+
+    def __init__(self, processes, crontab, say):
+        self.processes, self.crontab, self.say = processes, crontab, say
+        self.due = None         # [(CrontabLine, tick)] once worked out
+        self.current = None
+        self.stopping = False
+
+    def tick(self, now):
+        if self.stopping or self.current is not None:
+            return
+        if self.due is None:
+            if not self.crontab.recorded:
+                return  # what was missed is worked out against the schedule this container loads
+            self.due = catchup.missed()
+        if self.due:
+            line, tick = self.due.pop(0)
+            self.say.out(f'cron: catching up {line.name}: its run of {format_moment(tick)} was missed')
+            self.current = self.processes.start_job(
+                line.spec, f'catch-up run of {line.name}', on_exit=self._ended,
+                env={TRIGGER_VARIABLE: 'catch-up', TICK_VARIABLE: tick.isoformat()})
+
+    def _ended(self, status):
+        self.current = None
+
+    def stop(self, signum):
+        self.stopping = True
+
+    @property
+    def busy(self):
+        return self.current is not None

@@ -1,0 +1,40 @@
+"""The cron container's health, kept current by its program: every job's overdue state by
+the rule of `jobs check` (recomputed every health_file.CHECK seconds, recording runs whose
+runner is gone as lost), and a heartbeat, in the file the health check reads."""
+import time
+
+from django.db import DatabaseError, connection
+
+from myapp.failures import one_line
+from myapp.jobs import overdue
+from myapp.sidecar import health_file
+
+
+class Health:
+    name = 'health'
+
+    def __init__(self, path, crontab):
+        self.path, self.crontab = path, crontab
+        self.checked_at = None
+        self.lines, self.verdict, self.error = [], '', ''
+        self.next_check = self.next_beat = 0.0
+
+    def tick(self, now):
+        if now >= self.next_check and self.crontab.recorded:
+            self.next_check = now + health_file.CHECK
+            try:
+                report = overdue.report(record_lost=True)
+                self.lines, self.verdict = overdue.verdict(report)
+                self.checked_at, self.error = time.time(), ''
+            except DatabaseError as error:
+                connection.close()
+                self.error = f'database error: {one_line(error)}'
+            self.next_beat = now
+        if now >= self.next_beat:
+            self.next_beat = now + health_file.HEARTBEAT
+            health_file.write(self.path, self.checked_at, self.lines, self.verdict, self.error)
+
+    def stop(self, signum):
+        pass
+
+    busy = False

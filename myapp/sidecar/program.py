@@ -1,0 +1,116 @@
+"""The cron container's program: its parts ticked in one loop, its children reaped, and its
+stop: SIGTERM or SIGINT is passed to supercronic, which starts no new job and waits for its
+running ones; no new catch-up or Run now starts; the program exits 0 once every job it or
+supercronic started has ended (or the container's stop grace runs out first)."""
+import os
+import select
+import signal
+import tempfile
+import time
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+
+from myapp.failures import one_line
+from myapp.sidecar.catch_up import CatchUp
+from myapp.sidecar.crontab_file import CrontabError, CrontabFile
+from myapp.sidecar.health import Health
+from myapp.sidecar.processes import Processes
+from myapp.sidecar.run_now import RunNow
+from myapp.sidecar.supercronic import Supercronic
+
+TICK_SECONDS = 0.5
+# A part that failed for another reason than the database is started afresh this long after.
+RESTART_AFTER = 5.0
+DATABASE_SAID_EVERY = 60.0
+
+
+class Program:
+    def __init__(self, say):
+        self.say = say
+        self.workdir = tempfile.mkdtemp(prefix='tom-cron-')
+        self.processes = Processes(say)
+        self.crontab = CrontabFile(settings.CRONTAB, self.workdir, say)
+        self.makers = {
+            'crontab watch': lambda: self.crontab,
+            'supercronic': lambda: Supercronic(self.processes, self.crontab.active, say),
+            'catch-up': lambda: CatchUp(self.processes, self.crontab, say),
+            'run now': lambda: RunNow(self.processes, say),
+            'health': lambda: Health(settings.CRON_HEALTH_FILE, self.crontab),
+        }
+        self.parts = {name: make() for name, make in self.makers.items()}
+        self.broken = {}            # part name: when to start it afresh
+        self.said_database_down = -DATABASE_SAID_EVERY
+        self.signals = []           # received, not yet acted on
+        self.stopping = None
+
+    def run(self):
+        """Runs until stopped; returns the exit status."""
+        wakeup = self._catch_signals()
+        self.processes.become_subreaper()
+        try:
+            self.crontab.load_first()
+        except CrontabError as error:
+            self.say.err(f'cron: {error}')
+            return 1
+        except DatabaseError as error:
+            self._database_down('crontab watch', error)  # recorded once the database answers
+        while not (self.stopping and not any(part.busy for part in self.parts.values())):
+            now = time.monotonic()
+            self.processes.reap()
+            while self.signals:
+                self._stop(self.signals.pop(0))
+            for name in list(self.parts):
+                self._tick(name, now)
+            if select.select([wakeup], [], [], TICK_SECONDS)[0]:
+                os.read(wakeup, 512)
+        self.say.out('cron: every job has ended; stopped')
+        try:
+            os.remove(settings.CRON_HEALTH_FILE)
+        except OSError:
+            pass
+        return 0
+
+    def _tick(self, name, now):
+        if name in self.broken:
+            if now < self.broken[name]:
+                return
+            del self.broken[name]
+            self.parts[name] = self.makers[name]()
+            self.say.err(f'cron: the {name} part started again')
+        try:
+            self.parts[name].tick(now)
+        except DatabaseError as error:
+            self._database_down(name, error)
+        except Exception as error:
+            self.say.err(f'cron: the {name} part failed: {type(error).__name__}: {one_line(error)}; '
+                         f'starting it again in {RESTART_AFTER:g} s')
+            self.broken[name] = now + RESTART_AFTER
+
+    def _database_down(self, name, error):
+        """Each part tries again at its next tick; said once a minute at most."""
+        connection.close()  # the next query reconnects
+        now = time.monotonic()
+        if now - self.said_database_down >= DATABASE_SAID_EVERY:
+            self.said_database_down = now
+            self.say.err(f'cron: the {name} part cannot reach the database, trying again: {one_line(error)}')
+
+    def _catch_signals(self):
+        """A pipe written on every signal, so that the loop wakes at once."""
+        read_end, write_end = os.pipe()
+        os.set_blocking(read_end, False)
+        os.set_blocking(write_end, False)
+        signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda signum, frame: self.signals.append(signum))
+        return read_end
+
+    def _stop(self, signum):
+        name = signal.Signals(signum).name
+        running = self.processes.running()
+        self.say.out(f'cron: {name}: stopping; waiting for what runs: {", ".join(running) or "nothing"}')
+        self.stopping = name
+        for part in self.parts.values():
+            part.stop(signum)
+

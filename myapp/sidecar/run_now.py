@@ -1,0 +1,42 @@
+"""Run now: the requests stored by the Jobs page, taken within a second (one cron container
+takes each) and each run in a `jobs run` process of its own."""
+from myapp.jobs import run_now, schedule
+from myapp.models import JobRequest
+
+POLL_SECONDS = 1.0
+
+
+class RunNow:
+    name = 'run now'
+
+    def __init__(self, processes, say):
+        self.processes, self.say = processes, say
+        self.running = 0
+        self.next_poll = 0.0
+        self.stopping = False
+
+    def tick(self, now):
+        if self.stopping or now < self.next_poll:
+            return
+        self.next_poll = now + POLL_SECONDS
+        while (request := run_now.take()) is not None:
+            line = schedule.line_of(request.name)
+            if line is None:
+                JobRequest.objects.filter(pk=request.pk).update(error='the running crontab has no such job')
+                self.say.err(f'cron: run now of {request.name}: the running crontab has no such job')
+                continue
+            self.say.out(f'cron: run now of {request.name}, asked by {request.requested_by} '
+                         f'at {request.requested_at:%Y-%m-%d %H:%M:%S %Z}')
+            self.running += 1
+            self.processes.start_job(line.spec, f'run now of {request.name}', on_exit=self._ended,
+                                     env={run_now.REQUEST_VARIABLE: str(request.pk)})
+
+    def _ended(self, status):
+        self.running -= 1
+
+    def stop(self, signum):
+        self.stopping = True
+
+    @property
+    def busy(self):
+        return self.running > 0

@@ -1,8 +1,11 @@
 """The cron container's start script with the real supercronic, without Docker: jobs run
 through `jobs run` against this checkout on the test database, the schedule is recorded,
 missed jobs catch up at start, and crontab edits are checked and loaded live."""
+import os
+import re
 import signal
 import subprocess
+import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +15,7 @@ from django.utils import timezone
 
 from myapp.jobs import run_now, schedule
 from myapp.models import JobRun, ScheduledJob
-from tests.conftest import REPO, cron_env, make_record, make_target, save_as_editors_do
+from tests.conftest import REPO, cron_env, make_record, make_target, run_job, save_as_editors_do
 from tests.fake_sentry import FakeSentry
 
 EVERY_SECOND = '* * * * * * * '  # seconds, then the usual five, then the year
@@ -53,12 +56,14 @@ class Cron:
 
 
 def wait_until(condition, what, seconds=60, cron=None):
+    """Polls condition until it returns something true, and returns that."""
     deadline = time.monotonic() + seconds
-    while not condition():
+    while not (found := condition()):
         if cron:
             assert cron.process.poll() is None, f'start-cron.sh exited:\n{cron.log()}'
         assert time.monotonic() < deadline, f'no {what} within {seconds} s' + (f':\n{cron.log()}' if cron else '')
         time.sleep(0.2)
+    return found
 
 
 @pytest.fixture
@@ -167,3 +172,81 @@ def test_a_bad_crontab_at_start_is_refused_naming_the_line(cron):
 
     assert cron.process.wait(timeout=30) == 1
     assert "is not a valid crontab: bad crontab line: 'at noon run the backup'" in cron.log()
+
+
+def health_check(cron):
+    return subprocess.run([sys.executable, '-I', '-S', str(REPO / 'docker' / 'healthcheck.py'), 'cron'],
+                          env=cron.env, capture_output=True, text=True)
+
+
+def test_its_health_is_the_verdict_of_jobs_check_read_without_django(cron, tom_env):
+    # A yearly job that has missed its time since it entered the schedule, and a daily one.
+    ScheduledJob.objects.create(name='yearly', first_seen=timezone.now() - timedelta(days=400))
+    cron.start(f'0 0 1 1 * {JOBS_RUN} --no-catch-up --grace 1m --name yearly clearsessions\n'
+               f'@daily {JOBS_RUN} --name daily clearsessions\n')
+    wait_until(lambda: cron.health.exists() and health_check(cron).returncode == 1, 'an unhealthy check', cron=cron)
+
+    unhealthy = health_check(cron)
+    check = run_job(tom_env, 'jobs', 'check')
+    assert unhealthy.stderr.startswith('OVERDUE yearly (0 0 1 1 *): last success never; due ')
+    same_time = lambda lines: [re.sub(r'late by \S+', 'late by ...', line) for line in lines]  # noqa: E731
+    assert same_time(unhealthy.stderr.splitlines()) == same_time(
+        [*check.stderr.splitlines()[:-1], '1 job(s) overdue, 0 crontab problem(s)'])
+
+    cron.save(f'@daily {JOBS_RUN} --name daily clearsessions\n')
+    wait_until(lambda: health_check(cron).returncode == 0, 'a healthy check once the edit is loaded', 90, cron)
+    assert health_check(cron).stdout == 'ok: 1 job(s) on time\n'
+    cron.stop()
+    assert not cron.health.exists()
+
+
+def test_supercronic_is_started_again_should_it_die(cron):
+    cron.start(f'{EVERY_SECOND}echo tick\n')
+    cron.wait_for('msg=tick')
+    supercronic = children(cron.process.pid, 'supercronic')
+    assert len(supercronic) == 1
+
+    os.kill(supercronic[0], signal.SIGKILL)
+    cron.wait_for('cron: supercronic exited unexpectedly (killed by SIGKILL); starting it again in 1 s')
+    seen = cron.log().count('msg=tick')
+    cron.wait_for('msg=tick', count=seen + 2)
+    assert children(cron.process.pid, 'supercronic') != supercronic
+    cron.stop()
+
+
+def test_orphans_are_reaped_and_a_stop_waits_for_running_jobs(cron, tmp_path):
+    # The first run leaves a process behind that outlives it by seconds; every run takes 2 s.
+    marker, job = tmp_path / 'orphan-started', tmp_path / 'job.py'
+    job.write_text('import os, subprocess, time\n'
+                   f'if not os.path.exists({str(marker)!r}):\n'
+                   f'    open({str(marker)!r}, "w").close()\n'
+                   '    subprocess.Popen(["sleep", "8"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n'
+                   'time.sleep(2)\n')
+    cron.start(f'{EVERY_SECOND}{JOBS_RUN} --name slow shell -c "exec(open(\'{job}\').read())"\n')
+    wait_until(lambda: JobRun.objects.filter(name='slow', outcome='succeeded').exists(), 'a run to end', cron=cron)
+    # Its runner gone, the orphan is handed to the program (a child subreaper), which reaps it.
+    orphan = wait_until(lambda: children(cron.process.pid, 'sleep'), 'the orphan handed over', cron=cron)
+    wait_until(lambda: not Path(f'/proc/{orphan[0]}').exists(), 'the orphan reaped', cron=cron)
+
+    running = wait_until(lambda: JobRun.objects.filter(name='slow', outcome='running').first(), 'a run under way',
+                         cron=cron)
+    cron.process.send_signal(signal.SIGTERM)
+    assert cron.process.wait(timeout=60) == 0
+    running.refresh_from_db()
+    assert running.outcome == 'succeeded'
+    assert 'cron: SIGTERM: stopping; waiting for what runs: supercronic' in cron.log()
+    assert cron.log().rstrip().endswith('cron: every job has ended; stopped')
+
+
+def children(pid, name=None):
+    """The pids of the process's children (named name)."""
+    found = []
+    for task in Path(f'/proc/{pid}/task').iterdir():
+        for child in (task / 'children').read_text().split():
+            try:
+                comm = Path(f'/proc/{child}/comm').read_text().strip()
+            except OSError:
+                continue
+            if name is None or comm == name:
+                found.append(int(child))
+    return found

@@ -12,6 +12,7 @@ from rest_framework.authtoken.models import Token
 from myapp.jobs import history, schedule
 from myapp.jobs.options import spec_from_words
 from myapp.models import JobRequest, JobRun, ScheduledJob
+from tests.conftest import run_job
 
 pytestmark = pytest.mark.django_db
 CRONTAB = ('*/15 * * * * python manage.py jobs run update_statuses\n'
@@ -182,3 +183,26 @@ def test_run_now_works_as_a_plain_form_too(staff_client, jobs):
     page = staff_client.get(posted['Location']).content.decode()
     assert 'data-state="queued"' in page and f'hx-get="/jobs/requests/{request.pk}/"' in page
     assert staff_client.get('/jobs/save_data/?request=nonsense').status_code == 200
+
+
+def test_a_run_whose_runner_is_gone_is_shown_lost_and_only_recorded_by_jobs_check(user_client, jobs, settings,
+                                                                                   tom_env):
+    settings.METRICS_TOKEN = 'pages-metrics-token'
+    gone = history.start(spec_from_words(['update_statuses']), JobRun.Trigger.SCHEDULE)
+    JobRun.objects.filter(pk=gone.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+
+    listing = user_client.get('/jobs/').content.decode()
+    page = user_client.get('/jobs/update_statuses/').content.decode()
+    api = user_client.get('/api/jobs/').json()
+    metrics = user_client.get('/metrics', HTTP_AUTHORIZATION='Bearer pages-metrics-token')
+
+    row = listing.split('data-job="update_statuses"')[1].split('</tr>')[0]
+    assert 'lost' in row and 'FAILING' in row
+    assert '<tr class="run-lost">' in page and 'the runner stopped without finishing' in page
+    assert next(job for job in api['jobs'] if job['name'] == 'update_statuses')['last_run']['outcome'] == 'lost'
+    assert metrics.status_code == 200
+    assert JobRun.objects.get(pk=gone.pk).outcome == 'running'  # seen lost, nothing written
+
+    check = run_job(tom_env, 'jobs', 'check')  # (the fixture's jobs are overdue: it exits 1)
+    assert 'OVERDUE update_statuses' in check.stderr
+    assert JobRun.objects.get(pk=gone.pk).outcome == 'lost'

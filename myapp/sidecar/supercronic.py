@@ -1,6 +1,7 @@
 """supercronic, the program's child: it runs the checked copy of the crontab (and reloads it
 when the copy is replaced); should it ever die, it is started again, a little later each
 time it dies soon after a start."""
+import signal
 import time
 
 from django.conf import settings
@@ -40,10 +41,11 @@ class Supercronic:
         if self.stopping:
             return
         now = time.monotonic()
-        self.delay = FIRST_DELAY if now - self.started_at >= STEADY_AFTER else min(self.delay * 2, MAX_DELAY)
-        self.start_at = now + self.delay
-        self.say.err(f'cron: supercronic exited unexpectedly (exit status {status}); '
-                     f'starting it again in {self.delay:g} s')
+        delay = FIRST_DELAY if now - self.started_at >= STEADY_AFTER else self.delay
+        self.delay = min(delay * 2, MAX_DELAY)
+        self.start_at = now + delay
+        how = f'killed by {signal.Signals(-status).name}' if status < 0 else f'exit status {status}'
+        self.say.err(f'cron: supercronic exited unexpectedly ({how}); starting it again in {delay:g} s')
 
     def stop(self, signum):
         """Passes the stop on: supercronic starts no new job and waits for its running ones."""

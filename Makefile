@@ -6,7 +6,7 @@ UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 SUPERCRONIC_VERSION := v0.2.48
 
-.PHONY: venv lint test run serve kubernetes
+.PHONY: venv lint check test run serve kubernetes
 
 venv: $(VENV)/.synced
 
@@ -33,6 +33,12 @@ SHELL_SCRIPTS := docker/*.sh .ci/run .ci/docker/*.sh tests/*.sh tests/k8s/*.sh
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/shellcheck $(SHELL_SCRIPTS)
+
+# The quick tier, for people changing the code (about a minute and a half on 2 cores): the
+# linters and every test that needs neither Docker, Chromium, PostgreSQL nor the control plane.
+QUICK := not docker and not browser and not postgres and not kubernetes
+check: lint $(VENV)/bin/supercronic
+	$(VENV)/bin/pytest -n auto --dist loadfile -m "$(QUICK)" $(PYTEST_ARGS)
 
 # The whole suite on SQLite, then the database-facing part again on a real PostgreSQL.
 # Tests of one file share a worker: the container tests share one stack.

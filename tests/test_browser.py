@@ -17,6 +17,7 @@ from tests.browser import ARTIFACTS, browser_page, log_in
 CRONTAB = ('*/15 * * * * python manage.py jobs run update_statuses\n'
            '@daily python manage.py jobs run --name sessions --timeout 5m clearsessions\n')
 PASSWORD = 'browser-test-password'
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture

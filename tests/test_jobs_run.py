@@ -155,3 +155,26 @@ def test_bad_input_is_refused_in_a_line_and_nothing_is_recorded(tom_env, args, m
     assert message in job.stderr.strip().splitlines()[-1]
     assert 'Traceback' not in job.stderr
     assert not JobRun.objects.exists()
+
+
+def test_save_data_under_jobs_run_takes_one_lock_that_keeps_runs_by_hand_apart(lco, tom_env):
+    frames = lco.add_request(2401, frames=1, size=4096)
+    make_record(make_target(), 2401)
+    lco.fault('download', frames[0].id, 'gate')
+    first = start_job({**tom_env, 'TOM_HTTP_TIMEOUT': '60'}, 'jobs', 'run', '--name', 'fence', 'save_data')
+    wait_for('the first run to start downloading', lambda: lco.count('download', frames[0].id))
+
+    by_hand = run_job(tom_env, 'save_data')
+    other_name = run_job(tom_env, 'jobs', 'run', 'save_data')
+    lco.gate.set()
+    out, err = first.communicate(timeout=120)
+
+    assert first.returncode == 0, err
+    assert by_hand.returncode == 0 and 'another save_data run holds the file lock ' in by_hand.stdout + by_hand.stderr
+    fence = JobRun.objects.get(name='fence')
+    assert other_name.stdout.strip().startswith(f'jobs: save_data skipped: run {fence.pk} of fence is running ')
+    assert lco.count('download', frames[0].id) == 1
+    # One lock, named after the sync engine, whatever the job's name.
+    locks = sorted(path.name for path in (Path(tom_env['DATA_DIR']) / 'locks' / 'jobs').iterdir())
+    assert len(locks) == 1 and locks[0].startswith('save_data-'), locks
+    assert fence.lock == 'save_data'

@@ -106,6 +106,7 @@ def cluster(tools, tmp_path_factory):
         cluster.stop()
 
 
+@pytest.mark.kubernetes
 def test_helm_lint_is_clean(tools):
     lint = subprocess.run([f'{tools}/helm', 'lint', '--strict', str(CHART), *VALUES], capture_output=True, text=True)
 
@@ -113,6 +114,7 @@ def test_helm_lint_is_clean(tools):
     assert '0 chart(s) failed' in lint.stdout
 
 
+@pytest.mark.kubernetes
 def test_every_manifest_is_accepted_by_the_api_server_and_a_broken_one_is_not(cluster):
     rendered = cluster.helm('template', 'dry', str(CHART), *VALUES, '--set', 'ingress.enabled=true').stdout
     kinds = sorted({doc['kind'] for doc in yaml.safe_load_all(rendered) if doc})
@@ -127,6 +129,7 @@ def test_every_manifest_is_accepted_by_the_api_server_and_a_broken_one_is_not(cl
     assert 'concurrencyPolicy' in refused.stderr
 
 
+@pytest.mark.kubernetes
 def test_install_runs_the_migration_hook_and_reaches_running_web_pods(cluster):
     cluster.helm('install', 'tom', str(CHART), *VALUES, '--wait', '--timeout', '3m', timeout=240)
 
@@ -141,6 +144,7 @@ def test_install_runs_the_migration_hook_and_reaches_running_web_pods(cluster):
     assert cronjobs == {f'tom-mytom-{job["name"]}' for job in exported['jobs']} | {'tom-mytom-jobs-check'}
 
 
+@pytest.mark.kubernetes
 def test_a_crontab_line_every_minute_gets_its_job_and_forbid_holds_off_the_next(cluster, env, tmp_path):
     chart = tmp_path / 'chart'
     shutil.copytree(CHART, chart)
@@ -194,5 +198,6 @@ def cronjob_events(cluster):
     return [{'reason': e['reason'], 'message': e.get('message', '')} for e in events]
 
 
+@pytest.mark.kubernetes
 def test_the_control_plane_is_the_kubernetes_release_built(cluster):
     assert json.loads(cluster.kubectl('version', '-o', 'json').stdout)['serverVersion']['gitVersion'] == 'v1.37.2'

@@ -22,6 +22,7 @@ from myapp.data_sync import hooks, records
 from myapp.data_sync.http import bounded_session
 from myapp.data_sync.listing import data_facilities, list_products
 from myapp.data_sync.report import RecordOutcome
+from myapp.database import reconnect_if_lost
 from myapp.failures import one_line
 
 # Records per batch: the unit of the engine's queries, listings and bookkeeping.
@@ -111,6 +112,7 @@ class Pipeline:
                 self._finish_ready()
             for batch in [batch for batch in downloading if not batch.unfinished]:
                 downloading.remove(batch)  # a stalled file of one batch holds up no other
+                reconnect_if_lost()
                 self.store.record_listings(batch.outcomes.values())
 
     def _next_done(self):
@@ -134,6 +136,7 @@ class Pipeline:
     def _download(self, batch):
         """Queues the downloads of what the batch's records lack (one query for the batch)."""
         wanted = {}
+        reconnect_if_lost()
         for pk, future in batch.listings.items():
             try:
                 wanted[pk] = future.result()
@@ -168,6 +171,7 @@ class Pipeline:
     def _commit(self):
         fetched, self.fetched, self.oldest = self.fetched, [], None
         items = [item for _, item in fetched]
+        reconnect_if_lost()
         try:
             rows = self.store.commit(items)
         except Exception as error:

@@ -12,6 +12,8 @@ from django.db.models import Count, DateTimeField, ExpressionWrapper, F, Q
 from django.db.models.functions import Coalesce
 from tom_observations.models import ObservationRecord
 
+from myapp.database import reconnect_if_lost
+
 
 def finished(facilities, target=None):
     """Records in one of their facility's terminal states (asked of each facility once)."""
@@ -45,6 +47,7 @@ def in_batches(records, size):
     records = records.select_related('target').order_by('pk')
     last = 0
     while True:
+        reconnect_if_lost()
         batch = list(records.filter(pk__gt=last)[:size])
         if not batch:
             return

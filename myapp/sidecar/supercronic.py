@@ -29,7 +29,7 @@ class Supercronic:
         # SENTRY_DSN from the crontab's copy only.
         self.process = self.processes.start(['supercronic', '-inotify', str(self.crontab)], self.name,
                                             on_exit=self._exited, env=TRIGGER_ENV, drop_env=['SENTRY_DSN'],
-                                            cwd=settings.BASE_DIR)
+                                            stop_with_program=True, cwd=settings.BASE_DIR)
         self.started_at, self.start_at = now, None
 
     def tick(self, now):

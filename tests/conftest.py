@@ -178,6 +178,18 @@ def compose_binary():
     return str(Path(compose.__file__).parent / 'docker-compose')
 
 
+def copy_checkout(directory):
+    """Copies this checkout's files (tracked, or new and not ignored) into directory, as a
+    clone of it with the changes at hand would have them."""
+    files = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'],
+                           cwd=REPO, capture_output=True, check=True).stdout.decode().split('\0')
+    for name in filter(None, files):
+        if (REPO / name).is_file():
+            (directory / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, directory / name)
+    return directory
+
+
 def save_as_editors_do(path, text):
     """Saves a file the way most editors and `sed -i` do: write a new file, rename it over."""
     new = Path(path).with_name(f'.{Path(path).name}.new')

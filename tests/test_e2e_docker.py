@@ -20,7 +20,7 @@ import requests
 
 from tests import conftest
 from tests.browser import ARTIFACTS, browser_page, log_in
-from tests.conftest import REPO, compose_binary, free_port, save_as_editors_do
+from tests.conftest import REPO, compose_binary, copy_checkout, free_port, save_as_editors_do
 from tests.fake_lco import Frame
 
 pytestmark = pytest.mark.docker
@@ -111,12 +111,7 @@ def stack(tmp_path_factory):
         pytest.skip('no Docker engine (set E2E_REQUIRE_DOCKER to make this a failure)')
     directory = tmp_path_factory.mktemp('checkout')
     directory.chmod(0o755)  # as a clone's is: the cron container's user must read ./crontab
-    files = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'],
-                           cwd=REPO, capture_output=True, check=True).stdout.decode().split('\0')
-    for name in filter(None, files):
-        if (REPO / name).is_file():
-            (directory / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, directory / name)
+    copy_checkout(directory)
     project = f'mytom-e2e-{os.getpid()}'
     password = secrets.token_urlsafe(16)
     # What a user puts in .env: it reaches every container.

@@ -71,6 +71,14 @@ def start(env, log):
                                  'save_data'], env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
 
 
+def downloading_at_restart(server, env, lco, frame, log):
+    """`jobs run --name fence save_data` started, and the server restarted under its download."""
+    first = start(env, log)
+    wait_for('the first run to start downloading', lambda: lco.count('download', frame.id), 120)
+    server.restart()
+    return first
+
+
 def runs(server, database):
     with psycopg.connect(server.url(database)) as connection:
         return connection.execute('SELECT id, outcome, summary FROM myapp_jobrun ORDER BY id').fetchall()
@@ -79,10 +87,7 @@ def runs(server, database):
 def test_a_second_run_started_after_a_restart_stands_back_while_the_first_works(server, tom, tmp_path):
     env, lco, frame, database = tom
     log = tmp_path / 'first.log'
-    first = start(env, log)
-    wait_for('the first run to start downloading', lambda: lco.count('download', frame.id), 120)
-
-    server.restart()
+    first = downloading_at_restart(server, env, lco, frame, log)
     restarted = time.monotonic()
     time.sleep(SECOND_START_AFTER)
     second = manage(env, 'jobs', 'run', '--name', 'fence', 'save_data')
@@ -100,10 +105,7 @@ def test_a_second_run_started_after_a_restart_stands_back_while_the_first_works(
 def test_a_run_whose_lock_was_taken_meanwhile_stops_its_job_and_says_why(server, tom, tmp_path):
     env, lco, frame, database = tom
     log = tmp_path / 'first.log'
-    first = start(env, log)
-    wait_for('the first run to start downloading', lambda: lco.count('download', frame.id), 120)
-
-    server.restart()
+    first = downloading_at_restart(server, env, lco, frame, log)
     # Another process takes the lock while the runner has none (as a save_data started by
     # hand, which knows no heartbeats, would).
     key = int.from_bytes(hashlib.sha256(b'save_data').digest()[:4], 'big', signed=True)

@@ -28,7 +28,7 @@ from croniter import croniter
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-from tests.conftest import compose_binary, free_port  # noqa: E402
+from tests.conftest import compose_binary, copy_checkout, free_port  # noqa: E402
 
 # The last commit whose cron container was docker/start-cron.sh with its background loops.
 BASELINE = 'a0fea10'
@@ -82,16 +82,10 @@ class Stack:
 def export(revision, into):
     """The tree of revision (or of the working tree, for None) in the folder into."""
     into.mkdir()
-    if revision:
-        archive = subprocess.run(['git', 'archive', revision], cwd=REPO, capture_output=True, check=True).stdout
-        subprocess.run(['tar', '-x', '-C', str(into)], input=archive, check=True)
-        return into
-    files = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'],
-                           cwd=REPO, capture_output=True, check=True).stdout.decode().split('\0')
-    for name in filter(None, files):
-        if (REPO / name).is_file():
-            (into / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, into / name)
+    if not revision:
+        return copy_checkout(into)
+    archive = subprocess.run(['git', 'archive', revision], cwd=REPO, capture_output=True, check=True).stdout
+    subprocess.run(['tar', '-x', '-C', str(into)], input=archive, check=True)
     return into
 
 

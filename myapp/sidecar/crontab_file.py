@@ -34,6 +34,7 @@ class CrontabFile:
         self.active = Path(workdir) / 'crontab'
         self.candidate = Path(workdir) / 'candidate'
         self.seen = None
+        self.loads = 0          # how many versions it has loaded
         self.unrecorded = []    # (text, reason or None) still to record in the database
         self.next_poll = 0.0
 
@@ -107,3 +108,4 @@ class CrontabFile:
 
     def _activate(self):
         os.replace(self.candidate, self.active)
+        self.loads += 1

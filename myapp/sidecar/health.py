@@ -1,6 +1,7 @@
 """The cron container's health, kept current by its program: every job's overdue state by
-the rule of `jobs check` (recomputed every health_file.CHECK seconds, recording runs whose
-runner is gone as lost), and a heartbeat, in the file the health check reads."""
+the rule of `jobs check` (recomputed every health_file.CHECK seconds and once a new crontab
+is recorded, recording runs whose runner is gone as lost), and a heartbeat, in the file
+the health check reads."""
 import time
 
 from django.db import DatabaseError, connection
@@ -16,12 +17,14 @@ class Health:
     def __init__(self, path, crontab):
         self.path, self.crontab = path, crontab
         self.checked_at = None
+        self.checked_loads = 0  # the crontab's loads when it last checked
         self.lines, self.verdict, self.error = [], '', ''
         self.next_check = self.next_beat = 0.0
 
     def tick(self, now):
-        if now >= self.next_check and self.crontab.recorded:
-            self.next_check = now + health_file.CHECK
+        edited = self.crontab.loads != self.checked_loads
+        if (now >= self.next_check or edited) and self.crontab.recorded:
+            self.next_check, self.checked_loads = now + health_file.CHECK, self.crontab.loads
             try:
                 report = overdue.report(record_lost=True)
                 self.lines, self.verdict = overdue.verdict(report)

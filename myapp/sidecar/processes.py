@@ -25,8 +25,7 @@ def _prctl(option, value):
 
 
 class Processes:
-    def __init__(self, say):
-        self.say = say
+    def __init__(self):
         self.children = {}      # pid: (Popen, what it is, called with its exit status when it ends)
 
     def become_subreaper(self):

@@ -29,7 +29,7 @@ class Program:
     def __init__(self, say):
         self.say = say
         self.workdir = tempfile.mkdtemp(prefix='tom-cron-')
-        self.processes = Processes(say)
+        self.processes = Processes()
         self.crontab = CrontabFile(settings.CRONTAB, self.workdir, say)
         self.makers = {
             'crontab watch': lambda: self.crontab,
@@ -73,8 +73,8 @@ class Program:
 
     def _tick(self, name, now):
         if name in self.broken:
-            if now < self.broken[name]:
-                return
+            if now < self.broken[name] or self.stopping:
+                return  # (a part started afresh would not know of the stop)
             del self.broken[name]
             self.parts[name] = self.makers[name]()
             self.say.err(f'cron: the {name} part started again')

@@ -6,8 +6,10 @@ import time
 
 from django.conf import settings
 
+from myapp.sidecar.catch_up import TRIGGER_VARIABLE
+
 # Set for the jobs supercronic starts: `jobs run` records them as scheduled runs.
-TRIGGER_ENV = {'TOM_JOBS_TRIGGER': 'schedule'}
+TRIGGER_ENV = {TRIGGER_VARIABLE: 'schedule'}
 FIRST_DELAY, MAX_DELAY = 1.0, 60.0
 # A supercronic that ran this long before dying starts again at once.
 STEADY_AFTER = 60.0

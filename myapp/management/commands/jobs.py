@@ -1,7 +1,7 @@
 """`manage.py jobs`: the job runtime's command line.
 
   jobs run [--name N] [--timeout D] [--grace D] [--no-catch-up] COMMAND [ARG ...]
-  jobs check        exit 1 naming each overdue job (the cron container's health check)
+  jobs check        exit 1 naming each overdue job (the cron container's health has the same verdict)
   jobs list         the schedule, with each job's next run, last run and last success
 
 and `jobs cron`, the cron container's program (myapp/sidecar): supercronic on the crontab,

@@ -69,8 +69,7 @@ def skip(spec, trigger, reason, scheduled_for=None):
 
 def gone(run, now=None):
     """Whether a `running` run's runner has stopped its heartbeat: it is lost."""
-    last_seen = run.heartbeat_at or run.started_at
-    return run.outcome == Outcome.RUNNING and last_seen < (now or timezone.now()) - LOST_AFTER
+    return run.outcome == Outcome.RUNNING and _last_seen(run) < (now or timezone.now()) - LOST_AFTER
 
 
 def as_seen(runs, now=None):
@@ -104,9 +103,13 @@ def mark_lost(lock=None):
 
 def _lost(run):
     """(finished_at, duration, summary) of a run whose runner is gone."""
-    last_seen = run.heartbeat_at or run.started_at
+    last_seen = _last_seen(run)
     return (last_seen, (last_seen - run.started_at).total_seconds(),
             f'the runner stopped without finishing; last heard of at {last_seen:%Y-%m-%d %H:%M:%S %Z}')
+
+
+def _last_seen(run):
+    return run.heartbeat_at or run.started_at
 
 
 def holders(lock):

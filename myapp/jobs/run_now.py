@@ -7,7 +7,6 @@ from datetime import timedelta
 from django.utils import timezone
 
 from myapp.jobs import history, schedule
-from myapp.jobs.history import this_host
 from myapp.models import JobRequest
 
 # `jobs run` started for a request finds it by this variable.
@@ -45,6 +44,6 @@ def take():
     for request in JobRequest.objects.filter(picked_at=None).order_by('requested_at')[:5]:
         # Compare and set: of two cron containers, one takes it.
         if JobRequest.objects.filter(pk=request.pk, picked_at=None).update(picked_at=timezone.now(),
-                                                                           host=this_host()):
+                                                                           host=history.this_host()):
             return request
     return None

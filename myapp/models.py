@@ -133,3 +133,44 @@ class ProductListing(models.Model):
 
     def __str__(self):
         return f'products of {self.record_id} listed {self.listed_at:%Y-%m-%d %H:%M}'
+
+
+class TaskRecord(models.Model):
+    """What the TOM keeps of a queued task (django-tasks' DBTaskResult) beyond that row:
+    which worker ran it, its output, how it ended in our words, and, for a task queued again
+    from the Jobs page, who asked, when, and which failed task it retries."""
+
+    class Outcome(models.TextChoices):
+        SUCCEEDED = 'succeeded'
+        FAILED = 'failed'        # raised, returned False, or its process died
+        TIMED_OUT = 'timed out'  # stopped past TASKS_TIMEOUT
+        LOST = 'lost'            # its worker died while it ran (container killed, node lost)
+
+    result = models.OneToOneField('django_tasks_database.DBTaskResult', on_delete=models.CASCADE,
+                                  primary_key=True, related_name='record')
+    host = models.CharField(max_length=255, blank=True)
+    worker = models.CharField(max_length=100, blank=True, help_text='the worker program that took it')
+    pid = models.IntegerField(null=True, blank=True, help_text="the task's process")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, blank=True)
+    duration = models.FloatField(null=True, blank=True, help_text='seconds')
+    error = models.TextField(blank=True, help_text='why it failed, in one line')
+    output_tail = models.TextField(blank=True, help_text='the last lines of its output')
+    retry_of = models.ForeignKey('django_tasks_database.DBTaskResult', null=True, blank=True,
+                                 on_delete=models.SET_NULL, related_name='retries')
+    retried_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    retried_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f'task {self.result_id} ({self.outcome or "not ended"})'
+
+
+class TaskRunCount(models.Model):
+    """Tasks ended per task and outcome, counters that pruning the results does not lower."""
+
+    task = models.CharField(max_length=300)
+    outcome = models.CharField(max_length=10, choices=TaskRecord.Outcome.choices)
+    total = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=['task', 'outcome'], name='one_count_per_task_outcome')]

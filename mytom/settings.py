@@ -28,6 +28,14 @@ def env_number(name, cast, default):
         raise ImproperlyConfigured(f'{name} must be a number, not {os.environ.get(name)!r}')
 
 
+def env_duration(name, default):
+    """A duration such as 90s, 50m or 2h, in seconds, with a one-line error naming the variable."""
+    try:
+        return parse_duration(env.str(name, default=default))
+    except ValueError as error:
+        raise ImproperlyConfigured(f'{name}: {error}')
+
+
 def env_or_file(name):
     """The variable NAME, or else the content of the file named by NAME_FILE (how the
     containers pass secrets generated on first start), or ''."""
@@ -201,11 +209,18 @@ CACHES = {
     }
 }
 
-# Tasks run at once, as tom_setup configures; the database backend is named too so that the
-# housekeeping job can prune the results of any task queued to it.
+# Queued tasks (django-tasks, e.g. TOM Toolkit's ATLAS query): stored in the database and run
+# by the cron container's worker, never inside a web request. `immediate` runs each in the
+# request that queues it, as tom_setup configures: only for `make run`, where no worker runs.
+TASKS_BACKEND = env.str('TASKS_BACKEND', default='database')
+_TASK_BACKENDS = {'database': 'django_tasks.backends.database.DatabaseBackend',
+                  'immediate': 'django_tasks.backends.immediate.ImmediateBackend'}
+if TASKS_BACKEND not in _TASK_BACKENDS:
+    raise ImproperlyConfigured(f'TASKS_BACKEND must be database or immediate, not {TASKS_BACKEND!r}')
+# 'database' is always there too, so that the housekeeping job can prune stored results.
 TASKS = {
-    'default': {'BACKEND': 'django_tasks.backends.immediate.ImmediateBackend'},
-    'database': {'BACKEND': 'django_tasks.backends.database.DatabaseBackend'},
+    'default': {'BACKEND': _TASK_BACKENDS[TASKS_BACKEND]},
+    'database': {'BACKEND': _TASK_BACKENDS['database']},
 }
 
 # --- TOM Toolkit ---------------------------------------------------------------------------
@@ -234,10 +249,7 @@ if SAVE_DATA_SETTLE_HOURS < 0:
 
 # --- The job runtime (myapp/jobs) ----------------------------------------------------------
 # A job still running this long after it started is stopped (`jobs run --timeout` wins).
-try:
-    JOB_TIMEOUT = parse_duration(env.str('JOB_TIMEOUT', default='1h'))
-except ValueError as error:
-    raise ImproperlyConfigured(f'JOB_TIMEOUT: {error}')
+JOB_TIMEOUT = env_duration('JOB_TIMEOUT', '1h')
 # Runs older than this many days are deleted by the daily `prune_job_history` job.
 JOB_HISTORY_DAYS = env_number('JOB_HISTORY_DAYS', env.int, 90)
 # Failed runs and check-ins go to Sentry when set; nothing is sent when empty.
@@ -251,6 +263,16 @@ CRONTAB_POLL_SECONDS = env_number('CRONTAB_POLL_SECONDS', env.float, 2.0)
 if CRONTAB_POLL_SECONDS <= 0:
     raise ImproperlyConfigured('CRONTAB_POLL_SECONDS must be more than 0')
 CRON_HEALTH_FILE = env.str('CRON_HEALTH_FILE', default=health_file.DEFAULT_PATH)
+
+# --- The task worker (myapp/task_queue) ----------------------------------------------------
+# A task still running this long after it started is stopped and recorded failed; this many
+# run at once per worker; the oldest queued task waiting longer than TASKS_MAX_WAIT fails
+# `jobs check` (and so the cron container's health): no worker is taking tasks.
+TASKS_TIMEOUT = env_duration('TASKS_TIMEOUT', '30m')
+TASKS_MAX_WAIT = env_duration('TASKS_MAX_WAIT', '10m')
+TASKS_CONCURRENCY = env_number('TASKS_CONCURRENCY', env.int, 2)
+if TASKS_CONCURRENCY < 1:
+    raise ImproperlyConfigured('TASKS_CONCURRENCY must be at least 1')
 
 FACILITIES = {
     'LCO': {
@@ -277,12 +299,25 @@ DATA_PRODUCT_TYPES = {
     'fits_file': ('fits_file', 'FITS File'),
     'spectroscopy': ('spectroscopy', 'Spectroscopy'),
     'image_file': ('image_file', 'Image File'),
+    'atlas_photometry': ('atlas_photometry', 'Atlas Photometry'),
 }
 
 DATA_PROCESSORS = {
     'photometry': 'tom_dataproducts.processors.photometry_processor.PhotometryProcessor',
     'spectroscopy': 'tom_dataproducts.processors.spectroscopy_processor.SpectroscopyProcessor',
+    'atlas_photometry': 'tom_dataproducts.processors.atlas_processor.AtlasProcessor',
 }
+
+# Single-target data services: ATLAS forced photometry once an API key is given (the query,
+# a queued task, lands as an `atlas_photometry` data product and photometry on the target).
+SINGLE_TARGET_DATA_SERVICES = {}
+ATLAS_API_KEY = env_or_file('ATLAS_API_KEY')
+if ATLAS_API_KEY:
+    SINGLE_TARGET_DATA_SERVICES['ATLAS'] = {
+        'class': 'tom_dataproducts.single_target_data_service.atlas.AtlasForcedPhotometryService',
+        'url': env.str('ATLAS_URL', default='https://fallingstar-data.com/forcedphot').rstrip('/'),
+        'api_key': ATLAS_API_KEY,
+    }
 
 TOM_FACILITY_CLASSES = [
     'tom_observations.facilities.lco_redirect.LCORedirectFacility',

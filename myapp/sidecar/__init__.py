@@ -5,11 +5,12 @@ supervises everything the container does, each part small and on its own:
   supercronic    runs supercronic on the checked copy, again should it die
   catch_up       starts a `jobs run` for each job missed while no cron container ran
   run_now        starts a `jobs run` for each Run now asked for on the Jobs page
+  tasks          runs the queued tasks (myapp/task_queue), each a `tasks run` process
   health         keeps every job's overdue state, and a heartbeat, in a file that the
                  container's health check reads without starting Django (health_file)
   processes      the program's children: started, reaped (orphans too), signalled
   program        the loop that ties them, and its stop on SIGTERM or SIGINT
 
-Every job runs in a `jobs run` process of its own; this program starts no thread and forks
-no job itself. This module imports nothing, so that the health check stays cheap.
+Every job runs in a `jobs run` process of its own, every task in a `tasks run` one; this
+program starts no thread and forks no job itself. This module imports nothing, so that the health check stays cheap.
 """

@@ -1,7 +1,7 @@
 """The cron container's health, kept current by its program: every job's overdue state by
 the rule of `jobs check` (recomputed every health_file.CHECK seconds and once a new crontab
 is recorded, recording runs whose runner is gone as lost), and a heartbeat, in the file
-the health check reads."""
+the health check reads. Without a crontab (the worker of tasks alone), the heartbeat only."""
 import time
 
 from django.db import DatabaseError, connection
@@ -22,6 +22,11 @@ class Health:
         self.next_check = self.next_beat = 0.0
 
     def tick(self, now):
+        if self.crontab is None:  # a worker of tasks alone: its heartbeat is its health
+            if now >= self.next_beat:
+                self.next_beat = now + health_file.HEARTBEAT
+                health_file.write(self.path, time.time(), [], 'ok: the task worker is running')
+            return
         edited = self.crontab.loads != self.checked_loads
         if (now >= self.next_check or edited) and self.crontab.recorded:
             self.next_check, self.checked_loads = now + health_file.CHECK, self.crontab.loads

@@ -1,7 +1,8 @@
 """The cron container's program: its parts ticked in one loop, its children reaped, and its
 stop: SIGTERM or SIGINT is passed to supercronic, which starts no new job and waits for its
-running ones; no new catch-up or Run now starts; the program exits 0 once every job it or
-supercronic started has ended (or the container's stop grace runs out first)."""
+running ones; no new catch-up, Run now or task starts, running tasks are stopped and
+recorded so; the program exits 0 once every job and task it or supercronic started has
+ended (or the container's stop grace runs out first)."""
 import os
 import select
 import signal
@@ -18,6 +19,7 @@ from myapp.sidecar.health import Health
 from myapp.sidecar.processes import Processes
 from myapp.sidecar.run_now import RunNow
 from myapp.sidecar.supercronic import Supercronic
+from myapp.sidecar.tasks import TaskWorker
 
 TICK_SECONDS = 0.5
 # A part that failed for another reason than the database is started afresh this long after.
@@ -26,18 +28,25 @@ DATABASE_SAID_EVERY = 60.0
 
 
 class Program:
-    def __init__(self, say):
+    """role 'cron': the cron container's program, every part; 'worker': the queued tasks
+    alone, with the heartbeat of its health (Kubernetes' worker Deployment, where CronJobs
+    run the schedule)."""
+
+    def __init__(self, say, role='cron'):
         self.say = say
-        self.workdir = tempfile.mkdtemp(prefix='tom-cron-')
         self.processes = Processes()
-        self.crontab = CrontabFile(settings.CRONTAB, self.workdir, say)
-        self.makers = {
-            'crontab watch': lambda: self.crontab,
-            'supercronic': lambda: Supercronic(self.processes, self.crontab.active, say),
-            'catch-up': lambda: CatchUp(self.processes, self.crontab, say),
-            'run now': lambda: RunNow(self.processes, say),
-            'health': lambda: Health(settings.CRON_HEALTH_FILE, self.crontab),
-        }
+        if role == 'cron':
+            self.crontab = CrontabFile(settings.CRONTAB, tempfile.mkdtemp(prefix='tom-cron-'), say)
+            self.makers = {
+                'crontab watch': lambda: self.crontab,
+                'supercronic': lambda: Supercronic(self.processes, self.crontab.active, say),
+                'catch-up': lambda: CatchUp(self.processes, self.crontab, say),
+                'run now': lambda: RunNow(self.processes, say),
+            }
+        else:
+            self.crontab, self.makers = None, {}
+        self.makers['tasks'] = lambda: TaskWorker(self.processes, say)
+        self.makers['health'] = lambda: Health(settings.CRON_HEALTH_FILE, self.crontab)
         self.parts = {name: make() for name, make in self.makers.items()}
         self.broken = {}            # part name: when to start it afresh
         self.said_database_down = -DATABASE_SAID_EVERY
@@ -49,7 +58,8 @@ class Program:
         wakeup = self._catch_signals()
         self.processes.become_subreaper()
         try:
-            self.crontab.load_first()
+            if self.crontab:
+                self.crontab.load_first()
         except CrontabError as error:
             self.say.err(f'cron: {error}')
             return 1

@@ -22,6 +22,7 @@ from myapp.jobs.timing import format_local
 from myapp.models import JobRun
 from myapp.sidecar.catch_up import TICK_VARIABLE, TRIGGER_VARIABLE
 from myapp.sidecar.program import Program
+from myapp.task_queue import results, sentry
 
 # What the cron container's program starts `jobs run` for, by TRIGGER_VARIABLE.
 TRIGGERS = {'schedule': JobRun.Trigger.SCHEDULE, 'catch-up': JobRun.Trigger.CATCH_UP}
@@ -76,6 +77,9 @@ class Command(BaseCommand):
             raise SystemExit(status)
 
     def handle_check(self, options):
+        for row in results.mark_lost():  # tasks whose worker stopped being heard from
+            self.stderr.write(f'LOST task {row.task_name} {row.pk}: {row.record.error}')
+            sentry.report_failure(row)
         report = overdue.report(record_lost=True)
         if report.load is None:
             raise CommandError('no crontab has been recorded: the cron container has not started yet', returncode=1)

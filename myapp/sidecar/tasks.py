@@ -1,0 +1,176 @@
+"""Queued tasks: taken from the database, each run in a process of its own (`manage.py
+tasks run ID`), TASKS_CONCURRENCY at once, stopped past TASKS_TIMEOUT (SIGTERM, then SIGKILL
+a kill grace later); their output passed through to the container's log with its tail
+kept; their end recorded, and a failure reported to Sentry. Tasks that a worker left running
+when it died are recorded lost, never run again unless someone retries them."""
+import os
+import secrets
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from subprocess import DEVNULL, PIPE, STDOUT
+
+from django.conf import settings
+from django_tasks import ResultStatus
+from django_tasks.backends.database.models import DBTaskResult
+
+from myapp.jobs.history import HEARTBEAT, this_host
+from myapp.jobs.output import Output
+from myapp.jobs.runner import KILL_GRACE
+from myapp.jobs.timing import format_duration
+from myapp.task_queue import queue, results
+
+POLL_SECONDS = 1.0
+LOST_CHECK_SECONDS = 30.0
+Outcome = results.Outcome
+
+
+@dataclass
+class Running:
+    row: object                 # its DBTaskResult
+    process: object
+    output: Output
+    started: float              # monotonic
+    exit_status: int = None
+    stopped_because: str = ''   # why the worker stopped it
+    timed_out: bool = False
+    kill_at: float = None
+    fd: int = None              # its output pipe, until read to the end
+
+
+class TaskWorker:
+    name = 'tasks'
+
+    def __init__(self, processes, say, concurrency=None, timeout=None):
+        self.processes, self.say = processes, say
+        self.concurrency = concurrency or settings.TASKS_CONCURRENCY
+        self.timeout = timeout or settings.TASKS_TIMEOUT
+        self.host = this_host()
+        # Which program took a task: a program started again (same host, maybe the same pid
+        # in a new container) knows the tasks of the one before are lost.
+        self.worker = f'{self.host}:{os.getpid()}:{secrets.token_hex(4)}'
+        self.running = {}           # row id: Running
+        self.next_poll = self.next_beat = self.next_lost_check = 0.0
+        self.stopping = False
+
+    def tick(self, now):
+        for task in list(self.running.values()):
+            self._read(task)
+            if task.exit_status is not None:
+                self._finish(task, now)
+            else:
+                self._bound(task, now)
+        if now >= self.next_lost_check:
+            self.next_lost_check = now + LOST_CHECK_SECONDS
+            for row in results.mark_lost(self.worker, os.getpid()):
+                self.say.err(f'tasks: {row.task_name} task {row.pk} {row.record.error}')
+                self._report(row)
+        if self.running and now >= self.next_beat:
+            self.next_beat = now + HEARTBEAT.total_seconds()
+            results.heartbeat(self.worker, list(self.running))
+        if not self.stopping and now >= self.next_poll:
+            self.next_poll = now + POLL_SECONDS
+            while len(self.running) < self.concurrency:
+                row = queue.take(self.host, self.worker)
+                if row is None:
+                    break
+                self._start(row, now)
+
+    def _start(self, row, now):
+        manage = Path(settings.BASE_DIR) / 'manage.py'
+        process = self.processes.start(
+            [sys.executable, str(manage), 'tasks', 'run', str(row.pk)], f'task {row.task_name} {row.pk}',
+            on_exit=lambda status, pk=row.pk: self._exited(pk, status), stop_with_program=True,
+            cwd=settings.BASE_DIR, stdin=DEVNULL, stdout=PIPE, stderr=STDOUT)
+        os.set_blocking(process.stdout.fileno(), False)
+        task = Running(row, process, Output({process.stdout.fileno(): sys.stdout.buffer}), now,
+                       fd=process.stdout.fileno())
+        self.running[row.pk] = task
+        queue.started(row, process.pid)
+        self.say.out(f'tasks: {row.task_name} task {row.pk} started on host {self.host}, pid {process.pid}, '
+                     f'timeout {format_duration(self.timeout)}: {row.task_path}{_arguments(row)}')
+
+    def _exited(self, pk, status):
+        if pk in self.running:
+            self.running[pk].exit_status = status
+
+    def _read(self, task):
+        """Passes on what the task has written since the last tick, and keeps its tail."""
+        while task.fd is not None:
+            try:
+                data = os.read(task.fd, 65536)
+            except BlockingIOError:
+                return
+            if not data:
+                task.process.stdout.close()
+                task.fd = None
+                return
+            task.output.feed(task.fd, data)
+
+    def _bound(self, task, now):
+        if task.kill_at is None and now >= task.started + self.timeout:
+            task.timed_out = True
+            task.stopped_because = f'timed out after {format_duration(self.timeout)} (TASKS_TIMEOUT)'
+        if task.stopped_because and task.kill_at is None:
+            self.say.err(f'tasks: {task.row.task_name} task {task.row.pk} {task.stopped_because}: '
+                         'stopping it (SIGTERM)')
+            self._signal(task, signal.SIGTERM)
+            task.kill_at = now + KILL_GRACE
+        elif task.kill_at is not None and now >= task.kill_at:
+            self._signal(task, signal.SIGKILL)
+            task.kill_at = float('inf')
+
+    def _finish(self, task, now):
+        """Records the end of a task whose process has ended (its output read to the end, or
+        what its leftovers hold of the pipe given up)."""
+        self._read(task)
+        if task.fd is not None:
+            task.process.stdout.close()
+            task.fd = None
+        task.output.close()
+        row = DBTaskResult.objects.get(pk=task.row.pk)
+        duration = now - task.started
+        if task.stopped_because and row.status == ResultStatus.RUNNING:
+            outcome = Outcome.TIMED_OUT if task.timed_out else Outcome.FAILED
+            error = task.stopped_because
+        else:  # it ended by itself, or in the moment before it was stopped
+            outcome, error = results.outcome_of(row, task.exit_status, task.output.tail)
+        results.finish(row.pk, outcome, error, task.output.tail, duration)
+        del self.running[row.pk]
+        line = f'tasks: {row.task_name} task {row.pk} {outcome} in {duration:.1f} s'
+        if outcome == Outcome.SUCCEEDED:
+            self.say.out(line)
+        else:
+            self.say.err(f'{line}: {error}')
+            self._report(row)
+
+    def _report(self, row):
+        if settings.SENTRY_DSN:
+            manage = Path(settings.BASE_DIR) / 'manage.py'
+            self.processes.start([sys.executable, str(manage), 'tasks', 'report', str(row.pk)],
+                                 f'Sentry report of task {row.pk}', cwd=settings.BASE_DIR)
+
+    def _signal(self, task, sig):
+        try:
+            os.killpg(task.process.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, signum):
+        """No new task; those running are stopped, their end recorded as failed."""
+        self.stopping = True
+        name = signal.Signals(signum).name
+        for task in self.running.values():
+            if not task.stopped_because:
+                task.stopped_because = f'stopped: its worker was stopped ({name})'
+
+    @property
+    def busy(self):
+        return bool(self.running)
+
+
+def _arguments(row):
+    args, kwargs = row.args_kwargs.get('args', []), row.args_kwargs.get('kwargs', {})
+    words = [repr(value) for value in args] + [f'{key}={value!r}' for key, value in kwargs.items()]
+    return f'({", ".join(words)})'

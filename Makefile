@@ -43,7 +43,7 @@ check: lint $(VENV)/bin/supercronic
 # The whole suite on SQLite, then the database-facing part again on a real PostgreSQL.
 # Tests of one file share a worker: the container tests share one stack.
 POSTGRES_TESTS := tests/test_save_data.py tests/test_save_data_sync.py tests/test_object_storage.py tests/test_jobs_run.py tests/test_jobs_check.py tests/test_metrics.py \
-	tests/test_run_now.py
+	tests/test_run_now.py tests/test_tasks.py
 test: lint $(VENV)/bin/supercronic kubernetes
 	$(VENV)/bin/pytest -n auto --dist loadfile $(PYTEST_ARGS)
 	tests/with_postgres.sh $(VENV)/bin/pytest -n auto --dist loadfile $(POSTGRES_TESTS) $(PYTEST_ARGS)
@@ -53,6 +53,7 @@ serve: venv $(VENV)/bin/supercronic
 	docker/run-local.sh
 
 # The TOM on this machine with the embedded SQLite database under ./data, for trying it out.
+# No worker runs beside it: queued tasks run inside the request that queues them.
 run: venv
 	DEBUG=$${DEBUG:-1} $(VENV)/bin/python manage.py migrate --no-input
-	DEBUG=$${DEBUG:-1} $(VENV)/bin/python manage.py runserver $${PORT:-8000}
+	DEBUG=$${DEBUG:-1} TASKS_BACKEND=immediate $(VENV)/bin/python manage.py runserver $${PORT:-8000}

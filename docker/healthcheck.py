@@ -1,11 +1,13 @@
-"""The image's HEALTHCHECK, for either role of the image (`healthcheck.py cron|web`; without
-an argument, cron when the container runs the cron program as PID 1).
+"""The image's HEALTHCHECK, for each role of the image (`healthcheck.py cron|worker|web`;
+without an argument, cron when the container runs the cron program or the task worker as
+PID 1).
 
 cron: the state the cron program keeps (myapp/sidecar/health_file.py): unhealthy while a job
-is overdue or a crontab line is a problem (the rule and lines of `jobs check`), or when the
-program has gone silent. Nothing but the standard library is loaded: run it as
-`python3 -I -S`, it costs a few milliseconds. web: the web server's /health/, which checks
-the database.
+is overdue, a crontab line is a problem or the queued tasks wait past TASKS_MAX_WAIT (the
+rule and lines of `jobs check`), or when the program has gone silent. worker (`tasks work`,
+Kubernetes' task worker): the same file, in which that program keeps only its heartbeat.
+Nothing but the standard library is loaded: run it as `python3 -I -S`, it costs a few
+milliseconds. web: the web server's /health/, which checks the database.
 """
 import os
 import sys
@@ -18,7 +20,8 @@ def role():
     if len(sys.argv) > 1:
         return sys.argv[1]
     try:
-        return 'cron' if b'jobs\0cron' in Path('/proc/1/cmdline').read_bytes() else 'web'
+        command = Path('/proc/1/cmdline').read_bytes()
+        return 'cron' if b'jobs\0cron' in command or b'tasks\0work' in command else 'web'
     except OSError:
         return 'web'
 
@@ -46,4 +49,4 @@ def web():
 
 
 if __name__ == '__main__':
-    sys.exit(cron() if role() == 'cron' else web())
+    sys.exit(cron() if role() in ('cron', 'worker') else web())

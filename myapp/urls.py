@@ -14,5 +14,6 @@ urlpatterns = [
 
 api_urlpatterns = [
     path('', views.JobsAPIView.as_view(), name='api-list'),
+    path('tasks/<uuid:pk>/retry/', views.RetryTaskView.as_view(), name='retry-task'),
     path('<path:name>/run/', views.RunNowView.as_view(), name='run-now'),
 ]

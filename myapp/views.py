@@ -1,5 +1,6 @@
 """The TOM's own pages: data product files for the users who may see their target, the Jobs
-pages and their JSON view, and the job metrics for Prometheus."""
+pages (the schedule's jobs and the queued tasks) and their JSON view, and the metrics for
+Prometheus."""
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -9,6 +10,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.crypto import constant_time_compare
 from django.views.generic import TemplateView
+from django_tasks.backends.database.models import DBTaskResult
 from prometheus_client import CONTENT_TYPE_LATEST
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
@@ -23,6 +25,8 @@ from myapp.jobs.board import board
 from myapp.jobs.metrics import exposition
 from myapp.models import JobRequest, JobRun
 from myapp.storage import local_path
+from myapp.task_queue import queue
+from myapp.task_queue.board import task_board
 
 
 @login_required
@@ -65,7 +69,8 @@ class JobListView(LoginRequiredMixin, TemplateView):
     template_name = 'myapp/job_list.html'
 
     def get_context_data(self, **kwargs):
-        return {**super().get_context_data(**kwargs), 'board': board()}
+        return {**super().get_context_data(**kwargs), 'board': board(), 'tasks': task_board(),
+                'may_retry': self.request.user.is_staff}
 
 
 class JobDetailView(LoginRequiredMixin, TemplateView):
@@ -107,6 +112,7 @@ class JobsAPIView(APIView):
                               'reason': rejection.reason} if rejection else None,
             'problems': [{'line': line.number, 'reason': reason} for line, reason in jobs_board.problems],
             'jobs': [row.as_dict() for row in jobs_board.rows],
+            'tasks': task_board().as_dict(),
         })
 
 
@@ -137,3 +143,25 @@ def run_request(request, pk):
     job_request = get_object_or_404(JobRequest.objects.select_related('run'), pk=pk)
     return render(request, 'myapp/partials/run_request.html',
                   {'job_request': job_request, 'state': run_now.state(job_request)})
+
+
+class RetryTaskView(APIView):
+    """POST /api/jobs/tasks/<id>/retry/: staff queue a failed task again, with the same
+    arguments; who asked and when is kept on the new task. The plain form is sent back to
+    the Jobs page's tasks."""
+
+    permission_classes = [IsAdminUser]
+
+    def post(self, request, pk):
+        row = DBTaskResult.objects.filter(pk=pk).select_related('record').first()
+        if row is None:
+            raise Http404('No such task')
+        try:
+            new = queue.retry(row, request.user)
+        except queue.RetryRefused as error:
+            return Response({'error': str(error)}, status=409)
+        if not request.content_type.startswith(('application/x-www-form-urlencoded', 'multipart/form-data')):
+            return Response({'id': str(new.pk), 'retry_of': str(row.pk)}, status=201)
+        see_other = HttpResponseRedirect(f'{reverse("jobs:list")}#task-{new.pk}')
+        see_other.status_code = 303
+        return see_other

@@ -85,6 +85,7 @@ def cron_program(tom_env, tmp_path):
         with (tmp_path / f'{crontab.name}.log').open('w') as log:
             process = subprocess.Popen([sys.executable, str(REPO / 'manage.py'), 'jobs', 'cron'], cwd=REPO,
                                        env=cron_env(tom_env, tmp_path, crontab), stdout=log, stderr=subprocess.STDOUT)
+        process.log = Path(log.name)  # what it wrote, stdout and stderr
         started.append(process)
         from myapp.models import CrontabLoad
 

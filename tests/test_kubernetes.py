@@ -1,7 +1,7 @@
 """The Helm chart under deploy/ and its CronJobs from ./crontab: the export and its refusals,
 the drift between the committed chart and ./crontab, `helm lint`, and on a real control plane
 on 127.0.0.1 (tests/k8s/cluster.py): server-side validation of every manifest, an install
-that reaches Running web pods after its migration hook Job, and a CronJob from a crontab
+that reaches Running web and task worker pods after its migration hook Job, and a CronJob from a crontab
 line that gets its Job at the next minute and is refused a second one while it runs."""
 import json
 import os
@@ -115,6 +115,21 @@ def test_helm_lint_is_clean(tools):
 
 
 @pytest.mark.kubernetes
+def test_the_worker_deployment_takes_its_replicas_and_concurrency_from_values(tools):
+    def worker(*values):
+        rendered = subprocess.run([f'{tools}/helm', 'template', 'tom', str(CHART), *VALUES, *values],
+                                  capture_output=True, text=True, check=True).stdout
+        found = [doc for doc in yaml.safe_load_all(rendered) if doc and doc['metadata']['name'] == 'tom-mytom-worker']
+        return found[0] if found else None
+
+    scaled = worker('--set', 'worker.replicas=3', '--set', 'worker.concurrency=4')
+    assert scaled['kind'] == 'Deployment' and scaled['spec']['replicas'] == 3
+    env = scaled['spec']['template']['spec']['containers'][0]['env']
+    assert {'name': 'TASKS_CONCURRENCY', 'value': '4'} in env
+    assert worker('--set', 'worker.enabled=false') is None
+
+
+@pytest.mark.kubernetes
 def test_every_manifest_is_accepted_by_the_api_server_and_a_broken_one_is_not(cluster):
     rendered = cluster.helm('template', 'dry', str(CHART), *VALUES, '--set', 'ingress.enabled=true').stdout
     kinds = sorted({doc['kind'] for doc in yaml.safe_load_all(rendered) if doc})
@@ -142,6 +157,12 @@ def test_install_runs_the_migration_hook_and_reaches_running_web_pods(cluster):
     cronjobs = {c['metadata']['name'] for c in cluster.get('cronjobs', '-l', 'app.kubernetes.io/instance=tom')['items']}
     exported = yaml.safe_load((CHART / 'crontab-jobs.yaml').read_text())
     assert cronjobs == {f'tom-mytom-{job["name"]}' for job in exported['jobs']} | {'tom-mytom-jobs-check'}
+    # The queued tasks' worker: a Deployment of its own (CronJobs cannot run a queue).
+    workers = cluster.get('pods', '-l', 'app.kubernetes.io/instance=tom,app.kubernetes.io/component=worker')['items']
+    assert len(workers) == 1 and workers[0]['status']['phase'] == 'Running'
+    worker = workers[0]['spec']['containers'][0]
+    assert worker['args'] == ['python3', 'manage.py', 'tasks', 'work']
+    assert worker['livenessProbe']['exec']['command'] == ['python3', '-I', '-S', '/app/docker/healthcheck.py', 'worker']
 
 
 @pytest.mark.kubernetes

@@ -1,11 +1,15 @@
-"""The job history as Prometheus metrics: read from the database at each scrape, so they
-survive restarts and crontab reloads, and are labelled by job name, not command text."""
+"""The job history and the task queue as Prometheus metrics: read from the database at each
+scrape, so they survive restarts and crontab reloads, and are labelled by job name (not
+command text) and task path."""
+from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from myapp.jobs import history, overdue
+from myapp.task_queue import queue, results
 
 PREFIX = 'tom_job'
+TASK_PREFIX = 'tom_task'
 
 
 class JobHistoryCollector:
@@ -33,8 +37,26 @@ class JobHistoryCollector:
         yield from (last_success, last_run, duration, late, runs)
 
 
+class TaskQueueCollector:
+    """The queued tasks: how many wait and since when, how many run, how they ended."""
+
+    def collect(self):
+        ready = queue.ready()
+        yield GaugeMetricFamily(f'{TASK_PREFIX}s_queued', 'Tasks waiting to run', value=ready.count())
+        oldest = queue.oldest_waiting()
+        waited = (timezone.now() - oldest.waiting_since).total_seconds() if oldest else 0
+        yield GaugeMetricFamily(f'{TASK_PREFIX}s_oldest_queued_age_seconds',
+                                'How long the task queued longest has waited (0 when none waits)', value=waited)
+        yield GaugeMetricFamily(f'{TASK_PREFIX}s_running', 'Tasks running', value=queue.running().count())
+        runs = CounterMetricFamily(f'{TASK_PREFIX}_runs', 'Tasks ended, by outcome', labels=['task', 'outcome'])
+        for (task, outcome), total in sorted(results.counts().items()):
+            runs.add_metric([task, outcome], total)
+        yield runs
+
+
 def exposition():
     """The metrics in Prometheus' text format."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(JobHistoryCollector())
+    registry.register(TaskQueueCollector())
     return generate_latest(registry)

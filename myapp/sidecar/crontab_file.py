@@ -99,7 +99,10 @@ class CrontabFile:
         self.seen = text
         preamble = 'CRON_TZ=UTC\n' + (f'SENTRY_DSN={settings.SENTRY_DSN}\n' if settings.SENTRY_DSN else '')
         self.candidate.write_bytes(preamble.encode() + text)
-        test = subprocess.run(['supercronic', '-test', str(self.candidate)], capture_output=True, text=True)
+        try:
+            test = subprocess.run(['supercronic', '-test', str(self.candidate)], capture_output=True, text=True)
+        except OSError as error:
+            raise CrontabError(f'supercronic cannot be run: {error.strerror} (it must be on PATH)')
         if test.returncode == 0:
             return None
         messages = [m.replace('\\"', '"').replace('\\\\', '\\') for m in MESSAGE.findall(test.stdout + test.stderr)]

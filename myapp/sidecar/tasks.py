@@ -82,6 +82,7 @@ class TaskWorker:
         process = self.processes.start(
             [sys.executable, str(manage), 'tasks', 'run', str(row.pk)], f'task {row.task_name} {row.pk}',
             on_exit=lambda status, pk=row.pk: self._exited(pk, status), stop_with_program=True,
+            env={'PYTHONUNBUFFERED': '1'},  # its lines in the log as they come, and kept if it is killed
             cwd=settings.BASE_DIR, stdin=DEVNULL, stdout=PIPE, stderr=STDOUT)
         os.set_blocking(process.stdout.fileno(), False)
         task = Running(row, process, Output({process.stdout.fileno(): sys.stdout.buffer}), now,

@@ -21,6 +21,10 @@ def ready():
             .order_by('-priority', 'enqueued_at'))
 
 
+def running():
+    return DBTaskResult.objects.running().filter(backend_name__in=backend_names())
+
+
 def oldest_waiting():
     """The ready task that has waited longest, or None; `waiting_since` is when it was queued,
     or the time it was to run after (read among the first 200, as the worker takes them)."""

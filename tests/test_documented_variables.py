@@ -12,7 +12,7 @@ COMPOSE = REPO / 'compose.yaml'
 ELSEWHERE = sorted((REPO / 'myapp').rglob('*.py'))
 
 NAME = r'([A-Z][A-Z0-9_]+)'
-SETTINGS_READ = re.compile(rf"(?:env\.\w+|env_number|env_or_file)\(\s*'{NAME}'")
+SETTINGS_READ = re.compile(rf"(?:env\.\w+|env_number|env_duration|env_or_file)\(\s*'{NAME}'")
 SCRIPT_READ = re.compile(rf"\$\{{{NAME}|os\.environ(?:\.get\(|\[)\s*['\"]{NAME}")
 COMPOSE_READ = re.compile(rf"\$\{{{NAME}|^\s+- {NAME}$", re.MULTILINE)
 

@@ -19,7 +19,8 @@ SHOW = (
 def clean_env(tmp_path):
     """The environment of a new user: none of the TOM's variables, a fresh DATA_DIR."""
     names = ('SECRET_KEY', 'DEBUG', 'DATABASE_URL', 'ALLOWED_HOSTS', 'TZ', 'TIME_ZONE', 'TOM_HTTP_TIMEOUT',
-             'JOB_TIMEOUT', 'LCO_API_KEY', 'LCO_PORTAL_URL', 'LCO_ARCHIVE_URL', 'DJANGO_SETTINGS_MODULE')
+             'JOB_TIMEOUT', 'LCO_API_KEY', 'LCO_PORTAL_URL', 'LCO_ARCHIVE_URL', 'DJANGO_SETTINGS_MODULE',
+             'TASKS_BACKEND', 'ATLAS_API_KEY', 'ATLAS_URL')
     env = {k: v for k, v in os.environ.items() if k not in names}
     return {**env, 'DATA_DIR': str(tmp_path / 'data'), 'SECRET_KEY': 'k'}
 
@@ -70,6 +71,9 @@ def test_environment_overrides_the_defaults(clean_env):
     ({'DATABASE_URL': 'nosuchdb://x'}, "configuration error: 'nosuchdb' isn't an available database backend"),
     ({'JOB_TIMEOUT': 'soon'}, "configuration error: JOB_TIMEOUT: 'soon' is not a duration: write seconds, or a "
                               "number with s, m or h (90s, 50m, 2h)"),
+    ({'TASKS_BACKEND': 'celery'}, "configuration error: TASKS_BACKEND must be database or immediate, not 'celery'"),
+    ({'TASKS_TIMEOUT': '0'}, "configuration error: TASKS_TIMEOUT: '0' is not a duration"),
+    ({'TASKS_CONCURRENCY': '0'}, 'configuration error: TASKS_CONCURRENCY must be at least 1'),
 ])
 def test_bad_configuration_is_one_line_and_refuses_to_start(clean_env, change, message):
     job = run_job({**clean_env, **change}, 'save_data')
@@ -81,3 +85,40 @@ def test_bad_configuration_is_one_line_and_refuses_to_start(clean_env, change, m
 
 def test_debug_runs_without_a_secret_key(clean_env):
     assert show({**clean_env, 'SECRET_KEY': '', 'DEBUG': '1'})['debug'] is True
+
+
+TASK_SETTINGS = (
+    'import json; from django.conf import settings as s; from django_tasks import tasks; b = tasks["default"]; '
+    'print(json.dumps({"backend": type(b).__name__, "services": s.SINGLE_TARGET_DATA_SERVICES, '
+    '"types": list(s.DATA_PRODUCT_TYPES), "processor": s.DATA_PROCESSORS.get("atlas_photometry")}))'
+)
+
+
+def show_tasks(env):
+    job = run_job(env, 'shell', '-c', TASK_SETTINGS)
+    assert job.returncode == 0, job.stderr
+    return json.loads(job.stdout.strip().splitlines()[-1])
+
+
+def test_tasks_are_queued_in_the_database_and_atlas_is_off_without_a_key(clean_env):
+    shown = show_tasks(clean_env)
+
+    assert shown['backend'] == 'DatabaseBackend'
+    assert shown['services'] == {}
+    assert show_tasks({**clean_env, 'TASKS_BACKEND': 'immediate'})['backend'] == 'ImmediateBackend'
+
+
+def test_an_atlas_key_turns_on_the_atlas_service_with_its_product_type_and_processor(clean_env, tmp_path):
+    key_file = tmp_path / 'atlas_key'
+    key_file.write_text('from-a-file\n')
+
+    shown = show_tasks({**clean_env, 'ATLAS_API_KEY': 'k-123'})
+    from_file = show_tasks({**clean_env, 'ATLAS_API_KEY_FILE': str(key_file), 'ATLAS_URL': 'http://atlas.test/'})
+
+    assert shown['services'] == {'ATLAS': {
+        'class': 'tom_dataproducts.single_target_data_service.atlas.AtlasForcedPhotometryService',
+        'url': 'https://fallingstar-data.com/forcedphot', 'api_key': 'k-123'}}
+    assert 'atlas_photometry' in shown['types']
+    assert shown['processor'] == 'tom_dataproducts.processors.atlas_processor.AtlasProcessor'
+    assert (from_file['services']['ATLAS']['url'], from_file['services']['ATLAS']['api_key']) == (
+        'http://atlas.test', 'from-a-file')

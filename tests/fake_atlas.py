@@ -2,8 +2,9 @@
 speaks to it (tom_dataproducts/tasks.py): POST /queue/ queues a job (201 with its URL), GET
 of that URL reports it queued, started, then finished with a result_url, and the result is
 ATLAS' text table. `finish_after`: how many reports say "started" before "finished"
-(None: it never finishes). Tests drive it in-process; `python tests/fake_atlas.py` serves
-it for the container tests. Standard library only.
+(None: it never finishes); `hold_below`: a query from before this MJD never finishes either.
+Tests drive it in-process; `python tests/fake_atlas.py` serves it for the container tests.
+Standard library only.
 """
 import argparse
 import json
@@ -18,8 +19,9 @@ HEADER = '###MJD   m   dm  uJy   duJy F err chi/N   RA  Dec   x   y  maj  min   
 
 
 class FakeAtlas:
-    def __init__(self, api_key='atlas-key', finish_after=0, points=3, host='127.0.0.1', port=0, public_url=None):
-        self.api_key, self.finish_after, self.points = api_key, finish_after, points
+    def __init__(self, api_key='atlas-key', finish_after=0, points=3, host='127.0.0.1', port=0, public_url=None,
+                 hold_below=0.0):
+        self.api_key, self.finish_after, self.points, self.hold_below = api_key, finish_after, points, hold_below
         self.public_url = public_url  # the URL others reach it by, when not the address it binds
         self.jobs = []              # the query of each job queued, with its reports so far
         self.lock = threading.Lock()
@@ -98,7 +100,8 @@ class FakeAtlas:
                 with fake.lock:
                     job = fake.jobs[number - 1]
                     job['reports'] += 1
-                    finished = fake.finish_after is not None and job['reports'] > fake.finish_after
+                    finished = (fake.finish_after is not None and job['reports'] > fake.finish_after
+                                and float(job.get('mjd_min', 0)) >= fake.hold_below)
                 self._answer(200, {
                     'url': f'{fake.url}/queue/{number}/', 'timestamp': job['queued_at'],
                     'starttimestamp': job['queued_at'],
@@ -119,8 +122,11 @@ def main():
     parser.add_argument('--port', type=int, default=8081)
     parser.add_argument('--api-key', default='atlas-key')
     parser.add_argument('--public-url', help='the URL the TOM reaches it by (it names its results by it)')
+    parser.add_argument('--hold-below', type=float, default=0.0, metavar='MJD',
+                        help='queries from before this MJD never finish')
     arguments = parser.parse_args()
-    fake = FakeAtlas(arguments.api_key, host=arguments.host, port=arguments.port, public_url=arguments.public_url)
+    fake = FakeAtlas(arguments.api_key, host=arguments.host, port=arguments.port, public_url=arguments.public_url,
+                     hold_below=arguments.hold_below)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # (shutdown() here would wait on itself)
     print(f'fake ATLAS on {fake.url}', flush=True)
     fake.server.serve_forever()

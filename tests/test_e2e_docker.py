@@ -1,6 +1,6 @@
 """End to end on a real Docker engine: `docker compose up --wait` on a copy of this checkout
-with a `.env`, as a new user would, plus a fake LCO archive on the stack's network
-(tests/compose.e2e.yaml).
+with a `.env`, as a new user would, plus a fake LCO archive and a fake ATLAS server on the
+stack's network (tests/compose.e2e.yaml).
 
 The tests run in file order and share one stack. Without an engine they are skipped, unless
 E2E_REQUIRE_DOCKER is set (as .ci/run does), when they fail instead. Base images and the
@@ -118,7 +118,8 @@ def stack(tmp_path_factory):
     (directory / '.env').write_text(
         f'DJANGO_SUPERUSER_USERNAME={ADMIN}\nDJANGO_SUPERUSER_PASSWORD={password}\n'
         'LCO_PORTAL_URL=http://lco:8080\nLCO_ARCHIVE_URL=http://lco:8080\nLCO_API_KEY=e2e-key\n'
-        f'TOM_HTTP_TIMEOUT=10\nCRON_HEALTH_INTERVAL=5s\nMETRICS_TOKEN={METRICS_TOKEN}\n')
+        f'TOM_HTTP_TIMEOUT=10\nCRON_HEALTH_INTERVAL=5s\nMETRICS_TOKEN={METRICS_TOKEN}\n'
+        'ATLAS_URL=http://atlas:8081\nATLAS_API_KEY=e2e-atlas-key\n')
     env = {
         **os.environ,
         'COMPOSE_PROJECT_NAME': project,
@@ -238,6 +239,62 @@ def test_the_jobs_page_shows_the_runs_and_run_now_is_run_by_cron(stack):
     host = stack.query('from myapp.models import JobRun; '
                        'print(JobRun.objects.get(name="clearsessions", trigger="run now").host)')
     assert any(container.startswith(host) for container in cron_hosts), (host, cron_hosts)
+
+
+def atlas_query(stack, session, target_id, min_mjd):
+    """Submits the ATLAS form of the target as its page does; returns the answer."""
+    form = f'{stack.url}/dataproducts/data/single_target_data_service/Atlas/query/'
+    assert session.get(f'{form}?target_id={target_id}', timeout=10).status_code == 200
+    return session.post(form, timeout=30, allow_redirects=False, headers={'Referer': form}, data={
+        'csrfmiddlewaretoken': session.cookies['csrftoken'], 'target_id': target_id, 'service': 'Atlas',
+        'min_date_mjd': min_mjd, 'max_date_mjd': min_mjd + 10})
+
+
+def task_state(stack, target_id):
+    """(status, our outcome) of the latest task queued for the target."""
+    return tuple(json.loads(stack.query(
+        'import json; from django_tasks.backends.database.models import DBTaskResult as R; '
+        f'r = R.objects.filter(args_kwargs__args__2={target_id}).latest("enqueued_at"); '
+        'print(json.dumps([str(r.pk), r.status, getattr(getattr(r, "record", None), "outcome", "")]))')))
+
+
+def new_target(stack, name):
+    return int(stack.query('from tom_targets.models import Target; '
+                           f'print(Target.objects.create(name="{name}", type="SIDEREAL", ra=10, dec=-20).pk)'))
+
+
+def test_the_atlas_query_is_queued_by_the_web_and_its_photometry_landed_by_cron(stack):
+    target = new_target(stack, 'e2e atlas')
+    session = stack.login()
+
+    answer = atlas_query(stack, session, target, 60000)
+
+    assert answer.status_code == 302 and answer.headers['Location'] == f'/targets/{target}/?tab=photometry'
+    print(f'the ATLAS form answered in {answer.elapsed.total_seconds() * 1000:.0f} ms')
+    wait_for('the photometry on the target', lambda: stack.query(
+        'from tom_dataproducts.models import PhotometryReducedDatum as P; '
+        f'print(P.objects.filter(target_id={target}, telescope="ATLAS").count())') == '3', 120, every=2)
+    task_id, status, outcome = task_state(stack, target)
+    assert (status, outcome) == ('SUCCEEDED', 'succeeded')
+    logs = stack.logs('cron')
+    assert f'tasks: atlas_query task {task_id} started on host ' in logs
+    assert f'tasks: atlas_query task {task_id} succeeded in ' in logs
+    page = session.get(stack.url + '/jobs/', timeout=10).text
+    assert f'id="task-{task_id}"' in page.split('id="tasks-recent"')[1]
+
+
+def test_a_task_running_when_the_cron_container_is_killed_is_recorded_lost_once_it_is_back(stack):
+    target = new_target(stack, 'e2e atlas held')
+    atlas_query(stack, stack.login(), target, 40000)  # ATLAS holds this one: it runs until killed
+    wait_for('the task to run', lambda: task_state(stack, target)[1] == 'RUNNING', 60, every=2)
+    task_id = task_state(stack, target)[0]
+
+    stack.compose('kill', 'cron')
+    stack.compose('start', 'cron')
+
+    wait_for('the task recorded lost', lambda: task_state(stack, target)[1:] == ('FAILED', 'lost'), 90, every=2)
+    assert f'tasks: atlas_query task {task_id} worker lost: ' in stack.logs_once('cron', 'worker lost', 30)
+    wait_for('cron to be healthy again', lambda: set(stack.health('cron').values()) == {'healthy'}, 120)
 
 
 def test_an_unreachable_archive_makes_cron_unhealthy_until_save_data_succeeds(stack):

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.fake_atlas import FakeAtlas
 from tests.fake_lco import FakeLCO
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,6 +32,27 @@ def lco():
     server = FakeLCO().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def atlas():
+    server = FakeAtlas().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def atlas_settings(settings, atlas):
+    """This process (the web side) with the fake ATLAS configured, as ATLAS_API_KEY and
+    ATLAS_URL configure the TOM; atlas_env gives the cron program the same."""
+    settings.SINGLE_TARGET_DATA_SERVICES = {'ATLAS': {
+        'class': 'tom_dataproducts.single_target_data_service.atlas.AtlasForcedPhotometryService',
+        'url': atlas.url, 'api_key': atlas.api_key}}
+    return settings
+
+
+def atlas_env(env, atlas):
+    return {**env, 'ATLAS_API_KEY': atlas.api_key, 'ATLAS_URL': atlas.url}
 
 
 @pytest.fixture

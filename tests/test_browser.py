@@ -1,5 +1,6 @@
 """The Jobs pages in a real browser (tests/browser.py) on the TOM served by Django's live
-server, with a real `jobs cron` process (the cron container's program) taking Run now. Screenshots go to
+server, with a real `jobs cron` process (the cron container's program) taking Run now and
+running the ATLAS query that a target's page queues. Screenshots go to
 test-artifacts/browser/; any console error, failed request or error response for the TOM's
 own URLs fails the test."""
 import os
@@ -13,6 +14,7 @@ from myapp.jobs import history
 from myapp.jobs.options import spec_from_words
 from myapp.models import JobRun, ScheduledJob
 from tests.browser import ARTIFACTS, browser_page, log_in
+from tests.conftest import atlas_env, make_target, wait_for
 
 CRONTAB = ('*/15 * * * * python manage.py jobs run update_statuses\n'
            '@daily python manage.py jobs run --name sessions --timeout 5m clearsessions\n')
@@ -67,4 +69,41 @@ def test_staff_see_the_jobs_open_one_and_run_it_now(live_server, page, cron_prog
     page.screenshot(path=str(ARTIFACTS / 'run-now.png'), full_page=True)
 
     assert JobRun.objects.filter(name='sessions', trigger='run now', outcome='succeeded').count() == 1
+    assert page.problems == []
+
+
+def test_the_atlas_query_from_a_target_page_answers_at_once_and_its_photometry_appears(
+        live_server, page, cron_program, tom_env, atlas, atlas_settings):
+    from tom_dataproducts.models import PhotometryReducedDatum
+
+    tom_env.update(atlas_env(tom_env, atlas))
+    cron_program('@yearly python manage.py jobs run --no-catch-up clearsessions\n')
+    target = make_target()
+    User.objects.create_user('pi', password=PASSWORD, is_staff=True, is_superuser=True)
+    atlas.finish_after = None  # ATLAS holds the job until the test lets it finish
+    log_in(page, live_server.url, 'pi', PASSWORD)
+
+    page.goto(f'{live_server.url}/targets/{target.pk}/?tab=manage-data')
+    page.click('a[title="Atlas"]')
+    page.wait_for_selector('form input[name="min_date_mjd"]')
+    with page.expect_response(lambda response: response.request.method == 'POST') as posted:
+        page.click('form:has(input[name="min_date_mjd"]) [type="submit"]')
+    page.wait_for_url(f'**/targets/{target.pk}/?tab=photometry')
+    # From the request sent to the answer's first byte, as the browser timed it.
+    timing = posted.value.request.timing
+    answered = timing['responseStart'] - timing['requestStart']
+    print(f'the ATLAS form answered in {answered:.0f} ms')
+    assert posted.value.status == 302 and answered < 1000
+
+    assert 'Asynchronous Atlas query is processing' in page.content()
+    wait_for('ATLAS to be asked by the worker', lambda: atlas.jobs and atlas.jobs[0]['reports'] > 0, 60)
+    assert not PhotometryReducedDatum.objects.exists()  # the page did not wait for it
+    atlas.finish_after = 0
+    wait_for('the photometry', lambda: PhotometryReducedDatum.objects.filter(target=target).count() == 3, 60)
+    page.goto(f'{live_server.url}/targets/{target.pk}/?tab=photometry')
+    assert page.locator('#photometry .plotly-graph-div').count() >= 1
+    page.goto(f'{live_server.url}/jobs/')
+    recent = page.locator('#tasks-recent tbody tr').first
+    assert 'atlas_query' in recent.inner_text() and 'succeeded' in recent.inner_text()
+    page.screenshot(path=str(ARTIFACTS / 'tasks.png'), full_page=True)
     assert page.problems == []

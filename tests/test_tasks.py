@@ -16,34 +16,17 @@ from django_tasks.backends.database.models import DBTaskResult
 from myapp.jobs import schedule
 from myapp.models import TaskRecord
 from tests import tasks
-from tests.conftest import make_target, run_job, wait_for
-from tests.fake_atlas import FakeAtlas
+from tests.conftest import atlas_env, make_target, run_job, wait_for
 from tests.fake_sentry import FakeSentry
 
 QUIET_CRONTAB = '@yearly python manage.py jobs run --no-catch-up clearsessions\n'
 
 
 @pytest.fixture
-def atlas():
-    server = FakeAtlas().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def worker_env(tom_env, atlas):
-    """The cron program's environment, with ATLAS and a quick task timeout."""
-    tom_env.update({'ATLAS_API_KEY': atlas.api_key, 'ATLAS_URL': atlas.url, 'TASKS_TIMEOUT': '60s'})
+    """The cron program's environment, with the fake ATLAS."""
+    tom_env.update(atlas_env(tom_env, atlas))
     return tom_env
-
-
-@pytest.fixture
-def atlas_settings(settings, atlas):
-    """The web side (this process) configured as the environment configures the workers."""
-    settings.SINGLE_TARGET_DATA_SERVICES = {'ATLAS': {
-        'class': 'tom_dataproducts.single_target_data_service.atlas.AtlasForcedPhotometryService',
-        'url': atlas.url, 'api_key': atlas.api_key}}
-    return settings
 
 
 def staff_client(**powers):

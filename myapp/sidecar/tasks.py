@@ -90,7 +90,7 @@ class TaskWorker:
         self.running[row.pk] = task
         queue.started(row, process.pid)
         self.say.out(f'tasks: {row.task_name} task {row.pk} started on host {self.host}, pid {process.pid}, '
-                     f'timeout {format_duration(self.timeout)}: {row.task_path}{_arguments(row)}')
+                     f'timeout {format_duration(self.timeout)}: {row.task_path}({queue.arguments(row)})')
 
     def _exited(self, pk, status):
         if pk in self.running:
@@ -170,8 +170,3 @@ class TaskWorker:
     def busy(self):
         return bool(self.running)
 
-
-def _arguments(row):
-    args, kwargs = row.args_kwargs.get('args', []), row.args_kwargs.get('kwargs', {})
-    words = [repr(value) for value in args] + [f'{key}={value!r}' for key, value in kwargs.items()]
-    return f'({", ".join(words)})'

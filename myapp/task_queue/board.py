@@ -38,8 +38,7 @@ class TaskRow:
 
     @property
     def arguments(self):
-        args, kwargs = self.row.args_kwargs.get('args', []), self.row.args_kwargs.get('kwargs', {})
-        return ', '.join([repr(value) for value in args] + [f'{key}={value!r}' for key, value in kwargs.items()])
+        return queue.arguments(self.row)
 
     @property
     def outcome(self):

@@ -71,3 +71,9 @@ def retry(row, user):
     TaskRecord.objects.update_or_create(result_id=result.id, defaults={
         'retry_of': row, 'retried_by': user, 'retried_at': timezone.now()})
     return DBTaskResult.objects.get(pk=result.id)
+
+
+def arguments(row):
+    """The task's arguments as a call would write them: `60000, None, target_id=3`."""
+    args, kwargs = row.args_kwargs.get('args', []), row.args_kwargs.get('kwargs', {})
+    return ', '.join([repr(value) for value in args] + [f'{key}={value!r}' for key, value in kwargs.items()])

@@ -4,6 +4,7 @@
   tasks report ID   send a failed task to Sentry (the worker starts it once it recorded the failure)
   tasks work        the worker alone, without the schedule: Kubernetes' worker Deployment
 """
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django_tasks.backends.database.models import DBTaskResult
 
@@ -39,7 +40,10 @@ class Command(BaseCommand):
             raise SystemExit(status)  # its traceback is printed and recorded
 
     def handle_report(self, options):
-        row = DBTaskResult.objects.filter(pk=options['id']).select_related('record').first()
+        try:
+            row = DBTaskResult.objects.filter(pk=options['id']).select_related('record').first()
+        except ValidationError:  # not a task id at all
+            row = None
         if row is None:
             raise CommandError(f'no task {options["id"]}')
         if sentry.report_failure(row):

@@ -25,8 +25,8 @@ def clean_env(tmp_path):
     return {**env, 'DATA_DIR': str(tmp_path / 'data'), 'SECRET_KEY': 'k'}
 
 
-def show(env):
-    job = run_job(env, 'shell', '-c', SHOW)
+def show(env, code=SHOW):
+    job = run_job(env, 'shell', '-c', code)
     assert job.returncode == 0, job.stderr
     return json.loads(job.stdout.strip().splitlines()[-1])
 
@@ -94,26 +94,21 @@ TASK_SETTINGS = (
 )
 
 
-def show_tasks(env):
-    job = run_job(env, 'shell', '-c', TASK_SETTINGS)
-    assert job.returncode == 0, job.stderr
-    return json.loads(job.stdout.strip().splitlines()[-1])
-
-
 def test_tasks_are_queued_in_the_database_and_atlas_is_off_without_a_key(clean_env):
-    shown = show_tasks(clean_env)
+    shown = show(clean_env, TASK_SETTINGS)
 
     assert shown['backend'] == 'DatabaseBackend'
     assert shown['services'] == {}
-    assert show_tasks({**clean_env, 'TASKS_BACKEND': 'immediate'})['backend'] == 'ImmediateBackend'
+    assert show({**clean_env, 'TASKS_BACKEND': 'immediate'}, TASK_SETTINGS)['backend'] == 'ImmediateBackend'
 
 
 def test_an_atlas_key_turns_on_the_atlas_service_with_its_product_type_and_processor(clean_env, tmp_path):
     key_file = tmp_path / 'atlas_key'
     key_file.write_text('from-a-file\n')
 
-    shown = show_tasks({**clean_env, 'ATLAS_API_KEY': 'k-123'})
-    from_file = show_tasks({**clean_env, 'ATLAS_API_KEY_FILE': str(key_file), 'ATLAS_URL': 'http://atlas.test/'})
+    shown = show({**clean_env, 'ATLAS_API_KEY': 'k-123'}, TASK_SETTINGS)
+    from_file = show({**clean_env, 'ATLAS_API_KEY_FILE': str(key_file), 'ATLAS_URL': 'http://atlas.test/'},
+                     TASK_SETTINGS)
 
     assert shown['services'] == {'ATLAS': {
         'class': 'tom_dataproducts.single_target_data_service.atlas.AtlasForcedPhotometryService',

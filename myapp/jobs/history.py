@@ -4,9 +4,10 @@ import socket
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
+from myapp.database import add_one
 from myapp.models import JobRun, JobRunCount
 
 Outcome = JobRun.Outcome
@@ -174,9 +175,4 @@ def prune(days):
 
 
 def _count(name, outcome):
-    updated = JobRunCount.objects.filter(name=name, outcome=outcome).update(total=F('total') + 1)
-    if not updated:
-        _, created = JobRunCount.objects.get_or_create(name=name, outcome=outcome, defaults={'total': 1})
-        if not created:
-            JobRunCount.objects.filter(name=name, outcome=outcome).update(total=F('total') + 1)
-
+    add_one(JobRunCount, name=name, outcome=outcome)

@@ -3,11 +3,11 @@ django-tasks' own status: recorded once, counted, and found lost when its worker
 import os
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 from django_tasks import ResultStatus
 from django_tasks.backends.database.models import DBTaskResult
 
+from myapp.database import add_one
 from myapp.jobs.history import LOST_AFTER, this_host
 from myapp.models import TaskRecord, TaskRunCount
 
@@ -114,8 +114,4 @@ def counts():
 
 
 def _count(task, outcome):
-    updated = TaskRunCount.objects.filter(task=task, outcome=outcome).update(total=F('total') + 1)
-    if not updated:
-        _, created = TaskRunCount.objects.get_or_create(task=task, outcome=outcome, defaults={'total': 1})
-        if not created:
-            TaskRunCount.objects.filter(task=task, outcome=outcome).update(total=F('total') + 1)
+    add_one(TaskRunCount, task=task, outcome=outcome)

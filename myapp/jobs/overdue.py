@@ -105,7 +105,7 @@ def verdict(report):
     lines += [describe_overdue(state, report.now) for state in report.overdue]
     if report.tasks_stuck:
         task = report.oldest_task
-        lines.append(f'OVERDUE task queue: {task.task_name} task {task.pk}, queued '
+        lines.append(f'OVERDUE task queue: {queue.name(task)} task {task.pk}, queued '
                      f'{format_local(task.waiting_since)}, has waited {format_duration(report.task_waited)} '
                      f'(TASKS_MAX_WAIT {format_duration(settings.TASKS_MAX_WAIT)}): no worker is taking tasks')
     if lines:

@@ -64,7 +64,7 @@ class TaskWorker:
         if now >= self.next_lost_check:
             self.next_lost_check = now + LOST_CHECK_SECONDS
             for row in results.mark_lost(self.worker, os.getpid()):
-                self.say.err(f'tasks: {row.task_name} task {row.pk} {row.record.error}')
+                self.say.err(f'tasks: {queue.name(row)} task {row.pk} {row.record.error}')
                 self._report(row)
         if self.running and now >= self.next_beat:
             self.next_beat = now + HEARTBEAT.total_seconds()
@@ -80,7 +80,7 @@ class TaskWorker:
     def _start(self, row, now):
         manage = Path(settings.BASE_DIR) / 'manage.py'
         process = self.processes.start(
-            [sys.executable, str(manage), 'tasks', 'run', str(row.pk)], f'task {row.task_name} {row.pk}',
+            [sys.executable, str(manage), 'tasks', 'run', str(row.pk)], f'task {queue.name(row)} {row.pk}',
             on_exit=lambda status, pk=row.pk: self._exited(pk, status), stop_with_program=True,
             env={'PYTHONUNBUFFERED': '1'},  # its lines in the log as they come, and kept if it is killed
             cwd=settings.BASE_DIR, stdin=DEVNULL, stdout=PIPE, stderr=STDOUT)
@@ -89,7 +89,7 @@ class TaskWorker:
                        fd=process.stdout.fileno())
         self.running[row.pk] = task
         queue.started(row, process.pid)
-        self.say.out(f'tasks: {row.task_name} task {row.pk} started on host {self.host}, pid {process.pid}, '
+        self.say.out(f'tasks: {queue.name(row)} task {row.pk} started on host {self.host}, pid {process.pid}, '
                      f'timeout {format_duration(self.timeout)}: {row.task_path}({queue.arguments(row)})')
 
     def _exited(self, pk, status):
@@ -114,7 +114,7 @@ class TaskWorker:
             task.timed_out = True
             task.stopped_because = f'timed out after {format_duration(self.timeout)} (TASKS_TIMEOUT)'
         if task.stopped_because and task.kill_at is None:
-            self.say.err(f'tasks: {task.row.task_name} task {task.row.pk} {task.stopped_because}: '
+            self.say.err(f'tasks: {queue.name(task.row)} task {task.row.pk} {task.stopped_because}: '
                          'stopping it (SIGTERM)')
             self._signal(task, signal.SIGTERM)
             task.kill_at = now + KILL_GRACE
@@ -139,7 +139,7 @@ class TaskWorker:
             outcome, error = results.outcome_of(row, task.exit_status, task.output.tail)
         results.finish(row.pk, outcome, error, task.output.tail, duration)
         del self.running[row.pk]
-        line = f'tasks: {row.task_name} task {row.pk} {outcome} in {duration:.1f} s'
+        line = f'tasks: {queue.name(row)} task {row.pk} {outcome} in {duration:.1f} s'
         if outcome == Outcome.SUCCEEDED:
             self.say.out(line)
         else:

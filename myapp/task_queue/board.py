@@ -1,4 +1,4 @@
-"""What the Jobs page, /api/jobs/ and /metrics show of the queued tasks: those waiting (and
+"""What the Jobs page and /api/jobs/ show of the queued tasks: those waiting (and
 for how long), those running (since when, where), and how the latest ones ended."""
 from dataclasses import dataclass
 
@@ -13,7 +13,6 @@ from myapp.task_queue import queue
 
 RECENT = 20
 QUEUED_SHOWN = 50
-FAILED = {TaskRecord.Outcome.FAILED, TaskRecord.Outcome.TIMED_OUT, TaskRecord.Outcome.LOST}
 
 
 @dataclass
@@ -27,7 +26,7 @@ class TaskRow:
 
     @property
     def name(self):
-        return self.row.task_name
+        return queue.name(self.row)
 
     @property
     def record(self):
@@ -57,7 +56,7 @@ class TaskRow:
 
     @property
     def failed(self):
-        return self.outcome in FAILED
+        return self.outcome in queue.FAILED
 
     @property
     def waited(self):

@@ -9,6 +9,8 @@ from django_tasks.backends.database.utils import exclusive_transaction
 
 from myapp.models import TaskRecord
 
+FAILED = {TaskRecord.Outcome.FAILED, TaskRecord.Outcome.TIMED_OUT, TaskRecord.Outcome.LOST}
+
 
 def backend_names():
     """The aliases of TASKS that store tasks in the database: the worker runs the tasks of each."""
@@ -61,7 +63,8 @@ def retry(row, user):
     """Queues the task of a failed row again with the same arguments; keeps who asked, when,
     and which row it retries. Returns the new row."""
     record = TaskRecord.objects.filter(result=row).first()
-    if record is None or record.outcome in ('', TaskRecord.Outcome.SUCCEEDED):
+    outcome = record.outcome if record and record.outcome else row.status.lower()  # ours, else django-tasks'
+    if outcome not in FAILED:
         raise RetryRefused(f'task {row.pk} has not failed')
     try:
         task = row.task
@@ -77,3 +80,9 @@ def arguments(row):
     """The task's arguments as a call would write them: `60000, None, target_id=3`."""
     args, kwargs = row.args_kwargs.get('args', []), row.args_kwargs.get('kwargs', {})
     return ', '.join([repr(value) for value in args] + [f'{key}={value!r}' for key, value in kwargs.items()])
+
+
+def name(row):
+    """The task's function name, read from its path: naming a task imports none of its code
+    (the cron program would otherwise load every task's modules, astropy and all)."""
+    return row.task_path.rsplit('.', 1)[-1]

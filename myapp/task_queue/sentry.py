@@ -4,6 +4,8 @@ once it has recorded the failure (the worker itself starts no thread, Sentry's t
 would be one), and by `jobs check` for the tasks it finds lost."""
 from django.conf import settings
 
+from myapp.task_queue import queue
+
 FLUSH_SECONDS = 10
 
 
@@ -25,7 +27,7 @@ def report_failure(row):
             'error': record.error, 'traceback': row.traceback, 'output tail': record.output_tail,
         })
         scope.fingerprint = ['task', row.task_path, record.outcome]
-        sentry_sdk.capture_message(f'task {row.task_name} {record.outcome}: {record.error or "no error line"}',
+        sentry_sdk.capture_message(f'task {queue.name(row)} {record.outcome}: {record.error or "no error line"}',
                                    level='error')
     sentry_sdk.flush(timeout=FLUSH_SECONDS)
     return True

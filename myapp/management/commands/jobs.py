@@ -22,7 +22,7 @@ from myapp.jobs.timing import format_local
 from myapp.models import JobRun
 from myapp.sidecar.catch_up import TICK_VARIABLE, TRIGGER_VARIABLE
 from myapp.sidecar.program import Program
-from myapp.task_queue import results, sentry
+from myapp.task_queue import queue, results, sentry
 
 # What the cron container's program starts `jobs run` for, by TRIGGER_VARIABLE.
 TRIGGERS = {'schedule': JobRun.Trigger.SCHEDULE, 'catch-up': JobRun.Trigger.CATCH_UP}
@@ -78,7 +78,7 @@ class Command(BaseCommand):
 
     def handle_check(self, options):
         for row in results.mark_lost():  # tasks whose worker stopped being heard from
-            self.stderr.write(f'LOST task {row.task_name} {row.pk}: {row.record.error}')
+            self.stderr.write(f'LOST task {queue.name(row)} {row.pk}: {row.record.error}')
             sentry.report_failure(row)
         report = overdue.report(record_lost=True)
         if report.load is None:

@@ -166,6 +166,8 @@ def test_jobs_check_fails_naming_the_task_that_has_waited_past_TASKS_MAX_WAIT(to
     assert 'has waited 11m' in check.stderr
     assert '(TASKS_MAX_WAIT 10m): no worker is taking tasks' in check.stderr
     assert run_job({**tom_env, 'TASKS_MAX_WAIT': '15m'}, 'jobs', 'check').returncode == 0
+    page = staff_client().get('/jobs/').content.decode()
+    assert 'id="tasks-stuck"' in page and 'no worker is taking tasks' in page
 
 
 def test_jobs_check_records_a_task_lost_whose_worker_has_gone_silent(tom_env):

@@ -174,3 +174,29 @@ class TaskRunCount(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=['task', 'outcome'], name='one_count_per_task_outcome')]
+
+
+class JobPause(models.Model):
+    """A job paused by a person (a facility's downtime, say) without editing the schedule:
+    its scheduled runs are skipped and it is not overdue until it is resumed, or its end.
+    The job's latest pause is kept once it has ended: the overdue rule counts from its end."""
+
+    name = models.CharField(max_length=200, unique=True)
+    paused_by = models.CharField(max_length=150, help_text='who paused it: a user, or the shell user of `jobs pause`')
+    paused_at = models.DateTimeField()
+    until = models.DateTimeField(null=True, blank=True, help_text='when the pause ends by itself; empty: when resumed')
+    reason = models.TextField(blank=True)
+    resumed_at = models.DateTimeField(null=True, blank=True)
+    resumed_by = models.CharField(max_length=150, blank=True)
+
+    @property
+    def ended_at(self):
+        """When the pause ended (resumed, or its end passed), or None while it holds."""
+        from django.utils import timezone
+
+        if self.resumed_at:
+            return self.resumed_at
+        return self.until if self.until and self.until <= timezone.now() else None
+
+    def __str__(self):
+        return f'{self.name} paused by {self.paused_by}'

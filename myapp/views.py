@@ -1,6 +1,8 @@
 """The TOM's own pages: data product files for the users who may see their target, the Jobs
 pages (the schedule's jobs and the queued tasks) and their JSON view, and the metrics for
 Prometheus."""
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -8,6 +10,7 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.views.generic import TemplateView
 from django_tasks.backends.database.models import DBTaskResult
@@ -20,9 +23,10 @@ from tom_targets.models import Target
 from tom_targets.permissions import targets_for_user
 
 from myapp.charts import duration_chart
-from myapp.jobs import history, run_now, schedule
+from myapp.jobs import history, pauses, run_now, schedule
 from myapp.jobs.board import board
 from myapp.jobs.metrics import exposition
+from myapp.jobs.timing import parse_duration
 from myapp.models import JobRequest, JobRun
 from myapp.storage import local_path
 from myapp.task_queue import queue
@@ -87,6 +91,7 @@ class JobDetailView(LoginRequiredMixin, TemplateView):
             raise Http404('No such job')
         page = Paginator(runs, self.paginate_by).get_page(self.request.GET.get('page'))
         # After Run now without htmx, the page follows the request it was redirected with.
+        pause = pauses.of(name)
         request_id = self.request.GET.get('request', '')
         job_request = JobRequest.objects.filter(pk=request_id, name=name).first() if request_id.isdigit() else None
         return {
@@ -95,6 +100,7 @@ class JobDetailView(LoginRequiredMixin, TemplateView):
             'chart': duration_chart(list(runs[:self.chart_runs])),
             'may_run_now': line is not None and self.request.user.is_staff,
             'job_request': job_request, 'state': run_now.state(job_request) if job_request else None,
+            'pause': pause, 'pause_text': pauses.describe(pause) if pause else '',
         }
 
 
@@ -165,3 +171,34 @@ class RetryTaskView(APIView):
         see_other = HttpResponseRedirect(f'{reverse("jobs:list")}#task-{new.pk}')
         see_other.status_code = 303
         return see_other
+
+
+class PauseView(APIView):
+    """POST /api/jobs/<name>/pause/ (`for`: a duration, empty for until resumed; `reason`) and
+    /api/jobs/<name>/resume/: staff pause a job's scheduled runs, or end the pause. The plain
+    form is sent back to the job's page; an API client gets the pause as JSON."""
+
+    permission_classes = [IsAdminUser]
+    resume = False
+
+    def post(self, request, name):
+        if schedule.line_of(name) is None:
+            raise Http404('The running crontab has no such job')
+        who = request.user.get_username()
+        if self.resume:
+            if not pauses.resume(name, who):
+                return Response({'error': f'{name} is not paused'}, status=409)
+            answer = {'name': name, 'paused': None}
+        else:
+            duration = (request.data.get('for') or '').strip()
+            try:
+                until = timezone.now() + timedelta(seconds=parse_duration(duration)) if duration else None
+            except ValueError as error:
+                return Response({'error': str(error)}, status=400)
+            pause = pauses.pause(name, who, until, (request.data.get('reason') or '').strip())
+            answer = {'name': name, 'paused': pauses.describe(pause)}
+        if request.content_type.startswith(('application/x-www-form-urlencoded', 'multipart/form-data')):
+            see_other = HttpResponseRedirect(reverse('jobs:detail', args=[name]))
+            see_other.status_code = 303
+            return see_other
+        return Response(answer)

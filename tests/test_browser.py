@@ -107,3 +107,28 @@ def test_the_atlas_query_from_a_target_page_answers_at_once_and_its_photometry_a
     assert 'atlas_query' in recent.inner_text() and 'succeeded' in recent.inner_text()
     page.screenshot(path=str(ARTIFACTS / 'tasks.png'), full_page=True)
     assert page.problems == []
+
+
+def test_staff_pause_a_job_from_its_page_and_resume_it(live_server, page):
+    from myapp.jobs import schedule
+
+    schedule.record_load(CRONTAB)
+    User.objects.create_user('pi', password=PASSWORD, is_staff=True)
+    log_in(page, live_server.url, 'pi', PASSWORD)
+    page.goto(f'{live_server.url}/jobs/sessions/')
+
+    page.fill('#pause-for', '2h')
+    page.fill('#pause-reason', 'dome closed for maintenance')
+    page.click('#pause-button')
+
+    page.wait_for_selector('#job-paused')
+    assert 'paused by pi at ' in page.inner_text('#job-paused')
+    assert 'dome closed for maintenance' in page.inner_text('#job-paused')
+    page.goto(f'{live_server.url}/jobs/')
+    assert 'PAUSED' in page.inner_text('#jobs tr[data-job="sessions"]')
+    page.screenshot(path=str(ARTIFACTS / 'paused.png'), full_page=True)
+    page.goto(f'{live_server.url}/jobs/sessions/')
+    page.click('#resume-button')
+    page.wait_for_selector('#pause-button')
+    assert page.locator('#job-paused').count() == 0
+    assert page.problems == []

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from cron_descriptor import ExpressionDescriptor, FormatException, Options
 from django.utils import timezone
 
-from myapp.jobs import overdue, schedule
+from myapp.jobs import overdue, pauses, schedule
 from myapp.jobs.crontab import SHORTHANDS
 from myapp.models import JobRun
 
@@ -32,13 +32,18 @@ class JobRow:
     def failing(self):
         return self.state.last_run is not None and self.state.last_run.outcome in FAILED
 
+    @property
+    def paused(self):
+        """How it is paused (`paused by pi at ... until ...: reason`), or ''."""
+        return pauses.describe(self.state.pause) if self.state.pause else ''
+
     def as_dict(self):
         last, success = self.state.last_run, self.state.last_success
         return {
             'name': self.name, 'schedule': self.schedule, 'description': self.description,
             'timezone': str(self.state.line.schedule.zone), 'command': self.state.line.spec.command_line,
             'next_runs': [moment.isoformat() for moment in self.next_runs],
-            'overdue': self.overdue, 'failing': self.failing,
+            'overdue': self.overdue, 'failing': self.failing, 'paused': self.paused or None,
             'due': self.state.due.isoformat() if self.state.due else None,
             'late_at': self.state.late_at.isoformat() if self.state.late_at else None,
             'last_run': _run(last), 'last_success': _run(success),

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from myapp.jobs import history, schedule
+from myapp.jobs import history, pauses, schedule
 from myapp.jobs.options import check_command
 from myapp.jobs.timing import format_duration, format_local
 from myapp.models import JobRun
@@ -29,13 +29,14 @@ class JobState:
     due: object = None           # the first scheduled time after its last success (or first sight)
     late_at: object = None       # due + grace: overdue from then on
     next_run: object = None
+    pause: object = None         # the JobPause in force, or None
 
     @property
     def name(self):
         return self.line.name
 
     def overdue(self, now):
-        return self.late_at is not None and now > self.late_at
+        return self.pause is None and self.late_at is not None and now > self.late_at
 
 
 @dataclass
@@ -50,6 +51,10 @@ class Report:
     @property
     def overdue(self):
         return [state for state in self.jobs if state.overdue(self.now)]
+
+    @property
+    def paused(self):
+        return [state for state in self.jobs if state.pause]
 
     @property
     def task_waited(self):
@@ -86,11 +91,15 @@ def report(now=None, check_commands=True, record_lost=False):
     last_runs, last_successes = history.last_runs(names), history.last_successes(names)
     last_finished = history.last_finished(names)
     first_seen = schedule.first_seen(names)
+    in_force, latest_pauses = pauses.active(now), pauses.latest(names)
     states = []
     for line in lines:
         state = JobState(line, last_runs.get(line.name), last_successes.get(line.name),
-                         last_finished.get(line.name), first_seen.get(line.name))
+                         last_finished.get(line.name), first_seen.get(line.name), pause=in_force.get(line.name))
         base = state.last_success.started_at if state.last_success else state.first_seen or load.loaded_at
+        ended = latest_pauses[line.name].ended_at if line.name in latest_pauses else None
+        if ended and ended > base:
+            base = ended  # a job resumed is due at its first time after the pause, not before
         state.due = line.schedule.next_after(base)
         state.next_run = line.schedule.next_after(now)
         if state.due is not None:

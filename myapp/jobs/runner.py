@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from django.db import DatabaseError, connection
 
 from myapp.failures import one_line
-from myapp.jobs import child, history, run_now, schedule
+from myapp.jobs import child, history, pauses, run_now, schedule
 from myapp.jobs.locks import job_lock, lock_name
 from myapp.jobs.output import Output
 from myapp.jobs.sentry import SentryReport
@@ -55,6 +55,10 @@ def run(spec, trigger=Trigger.MANUAL, tick=None, say=None, request_id=None):
     line = schedule.line_running_here(spec.name)
     if trigger == Trigger.SCHEDULE and tick is None and line is not None:
         tick = line.schedule.previous_before(_process_started_at())
+    if trigger in (Trigger.SCHEDULE, Trigger.CATCH_UP):
+        paused = pauses.of(spec.name)
+        if paused:
+            return skipped(f'skipped: {pauses.describe(paused)}')
     name = lock_name(spec)
     lock = job_lock(name)
     if not lock.acquire():

@@ -2,6 +2,7 @@
 
   jobs run [--name N] [--timeout D] [--grace D] [--no-catch-up] COMMAND [ARG ...]
   jobs check        exit 1 naming each overdue job (the cron container's health has the same verdict)
+  jobs pause NAME [--for D | --until TIME] [--reason TEXT], jobs resume NAME
   jobs list         the schedule, with each job's next run, last run and last success
 
 and `jobs cron`, the cron container's program (myapp/sidecar): supercronic on the crontab,
@@ -10,15 +11,17 @@ records a crontab as running (Kubernetes' migration hook does); `jobs rejected F
 records an edit refused; `jobs export --kubernetes` writes the crontab's jobs for the Helm
 chart under deploy/.
 """
+import getpass
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
-from myapp.jobs import kubernetes, overdue, run_now, runner, schedule
+from myapp.jobs import kubernetes, overdue, pauses, run_now, runner, schedule
 from myapp.jobs.options import add_run_arguments, check_command, spec_from_options
-from myapp.jobs.timing import format_local
+from myapp.jobs.timing import format_local, parse_duration
 from myapp.models import JobRun
 from myapp.sidecar.catch_up import TICK_VARIABLE, TRIGGER_VARIABLE
 from myapp.sidecar.program import Program
@@ -39,6 +42,17 @@ class Command(BaseCommand):
                                                  'timeout, recorded in the history, reported to Sentry.')
         add_run_arguments(run)
         subcommands.add_parser('check', help='exit 1 naming each overdue job, 0 when none is')
+        pause = subcommands.add_parser('pause', help="skip a job's scheduled runs until resumed, or for a while",
+                                       description="Pauses the job NAME of the running crontab: its scheduled and "
+                                                   "catch-up runs are recorded as skipped, it is not overdue and "
+                                                   "sends no notification. Run now still runs it.")
+        pause.add_argument('name')
+        until = pause.add_mutually_exclusive_group()
+        until.add_argument('--for', dest='duration', metavar='DURATION', help='e.g. 2h, 90m: then it resumes by itself')
+        until.add_argument('--until', metavar='TIME', help="e.g. '2026-12-24 08:00' (the TOM's time zone)")
+        pause.add_argument('--reason', default='', help='shown with the pause, and on each run it skips')
+        resume = subcommands.add_parser('resume', help='end the pause of a job')
+        resume.add_argument('name')
         subcommands.add_parser('list', help='the schedule, with next run, last run and last success of each job')
         loaded = subcommands.add_parser('loaded', help='record FILE as the crontab the cron container runs')
         loaded.add_argument('file')
@@ -84,11 +98,37 @@ class Command(BaseCommand):
         if report.load is None:
             raise CommandError('no crontab has been recorded: the cron container has not started yet', returncode=1)
         lines, verdict = overdue.verdict(report)
+        for state in report.paused:
+            self.stdout.write(f'PAUSED {state.name}: {pauses.describe(state.pause)}')
         for line in lines:
             self.stderr.write(line)
         if lines:
             raise CommandError(verdict, returncode=1)
         self.stdout.write(verdict)
+
+    def handle_pause(self, options):
+        name = options['name']
+        if schedule.line_of(name) is None:
+            raise CommandError(f'the running crontab has no job {name!r} (see `jobs list`)')
+        until = None
+        try:
+            if options['duration']:
+                until = timezone.now() + timedelta(seconds=parse_duration(options['duration']))
+            elif options['until']:
+                until = datetime.fromisoformat(options['until'])
+                if timezone.is_naive(until):
+                    until = timezone.make_aware(until)
+        except ValueError as error:
+            raise CommandError(f'--for/--until: {error}')
+        if until is not None and until <= timezone.now():
+            raise CommandError(f'--until {options["until"]} has passed')
+        paused = pauses.pause(name, _shell_user(), until, options['reason'])
+        self.stdout.write(f'jobs: {name} {pauses.describe(paused)}')
+
+    def handle_resume(self, options):
+        if not pauses.resume(options['name'], _shell_user()):
+            raise CommandError(f'{options["name"]} is not paused')
+        self.stdout.write(f'jobs: {options["name"]} resumed')
 
     def handle_list(self, options):
         report = overdue.report(check_commands=False)
@@ -104,7 +144,7 @@ class Command(BaseCommand):
                 last_run += f' ({last.duration:.1f} s)'
             if last and last.summary:
                 last_run += f': {last.summary[:60]}'
-            status = ' OVERDUE' if state.overdue(report.now) else ''
+            status = ' OVERDUE' if state.overdue(report.now) else ' PAUSED' if state.pause else ''
             rows.append((state.name + status, str(state.line.schedule),
                          format_local(state.next_run) if state.next_run else '-', last_run,
                          format_local(state.last_success.started_at) if state.last_success else 'never'))
@@ -141,6 +181,14 @@ class Command(BaseCommand):
         except OSError as error:
             raise CommandError(f'cannot write {options["output"]}: {error.strerror}')
         self.stderr.write(f'jobs: wrote the jobs of {options["crontab"]} to {options["output"]}')
+
+
+def _shell_user():
+    """Who runs `jobs pause` or `jobs resume`, for the record."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container's uid with no name
+        return f'uid {os.getuid()}'
 
 
 def _read(path):

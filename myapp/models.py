@@ -200,3 +200,32 @@ class JobPause(models.Model):
 
     def __str__(self):
         return f'{self.name} paused by {self.paused_by}'
+
+
+class JobAlert(models.Model):
+    """Whether a job is ok, failing or overdue, as last told to people (JOBS_NOTIFY): a change
+    is recorded here first, by one process (compare and set), and sent once."""
+
+    class State(models.TextChoices):
+        OK = 'ok'
+        FAILING = 'failing'
+        OVERDUE = 'overdue'
+
+    name = models.CharField(max_length=200, unique=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OK)
+    previous = models.CharField(max_length=10, choices=State.choices, default=State.OK)
+    changed_at = models.DateTimeField()
+    message = models.TextField(blank=True, help_text='what is (or was) sent about the change')
+    title = models.CharField(max_length=300, blank=True)
+    notified_at = models.DateTimeField(null=True, blank=True, help_text='when it was last sent; empty: not yet')
+    sending_until = models.DateTimeField(null=True, blank=True, help_text='a sender has it in hand until then')
+
+    def __str__(self):
+        return f'{self.name}: {self.state}'
+
+
+class NotificationCount(models.Model):
+    """Notifications sent, and those that could not be (a channel down), for /metrics."""
+
+    outcome = models.CharField(max_length=10, unique=True)
+    total = models.BigIntegerField(default=0)

@@ -254,6 +254,17 @@ JOB_TIMEOUT = env_duration('JOB_TIMEOUT', '1h')
 JOB_HISTORY_DAYS = env_number('JOB_HISTORY_DAYS', env.int, 90)
 # Failed runs and check-ins go to Sentry when set; nothing is sent when empty.
 SENTRY_DSN = env.str('SENTRY_DSN', default='')
+# Tell people when a job turns failing or overdue, and when it recovers (myapp/jobs/notify.py):
+# Apprise URLs (mailtos://, slack://, mmost://, ntfy://, json:// ...), and/or the staff by the
+# TOM's own e-mail; a reminder this often while a job stays so; the TOM's address for links.
+JOBS_NOTIFY = env.str('JOBS_NOTIFY', default='')
+JOBS_NOTIFY_EMAIL_STAFF = env.bool('JOBS_NOTIFY_EMAIL_STAFF', default=False)
+_repeat = env.str('JOBS_NOTIFY_REPEAT', default='')
+JOBS_NOTIFY_REPEAT = env_duration('JOBS_NOTIFY_REPEAT', _repeat) if _repeat else None  # empty: no reminder
+TOM_BASE_URL = env.str('TOM_BASE_URL', default='').rstrip('/')
+# Django's e-mail, e.g. smtp+tls://user:password@smtp.example.org:587 (django-environ's forms).
+vars().update(env.email_url('EMAIL_URL', default='smtp://localhost:25'))
+DEFAULT_FROM_EMAIL = env.str('DEFAULT_FROM_EMAIL', default=f'{TOM_NAME} <tom@localhost>')
 # /metrics answers only requests bearing this token; without one it is not served at all.
 METRICS_TOKEN = env.str('METRICS_TOKEN', default='')
 # The cron container's program (`jobs cron`): the crontab it runs, how often it looks for

@@ -7,9 +7,7 @@ from django.utils import timezone
 
 from myapp.jobs import overdue, pauses, schedule
 from myapp.jobs.crontab import SHORTHANDS
-from myapp.models import JobRun
 
-FAILED = {JobRun.Outcome.FAILED, JobRun.Outcome.TIMED_OUT, JobRun.Outcome.LOST}
 NEXT_RUNS = 3
 
 
@@ -30,7 +28,7 @@ class JobRow:
 
     @property
     def failing(self):
-        return self.state.last_run is not None and self.state.last_run.outcome in FAILED
+        return self.state.failing
 
     @property
     def paused(self):

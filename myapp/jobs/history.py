@@ -147,6 +147,20 @@ def last_finished(names):
     return _latest(JobRun.objects.exclude(outcome__in=[Outcome.SKIPPED, Outcome.RUNNING]), names)
 
 
+FAILED = {Outcome.FAILED, Outcome.TIMED_OUT, Outcome.LOST}
+
+
+def failures_in_a_row(counts):
+    """{name: how many of its latest ended runs failed in a row, looking at most counts[name]
+    runs back} (skipped runs do not count either way)."""
+    found = {}
+    for name, most in counts.items():
+        outcomes = (JobRun.objects.filter(name=name).exclude(outcome__in=[Outcome.SKIPPED, Outcome.RUNNING])
+                    .order_by('-started_at').values_list('outcome', flat=True)[:most])
+        found[name] = next((i for i, outcome in enumerate(outcomes) if outcome not in FAILED), len(outcomes))
+    return found
+
+
 def last_successes(names):
     """{name: its latest successful run} for the given job names."""
     return _latest(JobRun.objects.filter(outcome=Outcome.SUCCEEDED), names)

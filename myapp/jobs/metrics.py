@@ -5,7 +5,7 @@ from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from myapp.jobs import history, overdue
+from myapp.jobs import history, notify, overdue
 from myapp.task_queue import queue, results
 
 PREFIX = 'tom_job'
@@ -34,7 +34,11 @@ class JobHistoryCollector:
             late.add_metric([state.name], 1 if state.overdue(report.now) else 0)
         for (name, outcome), total in sorted(history.counts().items()):
             runs.add_metric([name, outcome], total)
-        yield from (last_success, last_run, duration, late, runs)
+        told = CounterMetricFamily(f'{PREFIX}_notifications', 'Job notifications (JOBS_NOTIFY), sent or failed',
+                                   labels=['outcome'])
+        for outcome, total in sorted(notify.counts().items()):
+            told.add_metric([outcome], total)
+        yield from (last_success, last_run, duration, late, runs, told)
 
 
 class TaskQueueCollector:

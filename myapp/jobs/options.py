@@ -1,4 +1,5 @@
-"""What `jobs run` is told about a job: its command, name, timeout, grace and catch-up.
+"""What `jobs run` is told about a job: its command, name, timeout, grace, catch-up, and
+after how many failed runs in a row it is failing.
 
 One parser serves the command line and the crontab, so that what `jobs check` reads from a
 crontab line is what `jobs run` does with it."""
@@ -23,6 +24,7 @@ class JobSpec:
     timeout: float       # seconds
     grace: float         # seconds
     catch_up: bool
+    alert_after: int = 1  # failed runs in a row that make the job failing (its notification)
 
     @property
     def command(self):
@@ -35,7 +37,7 @@ class JobSpec:
     def run_words(self):
         """The arguments of `jobs run` that run this job as its crontab line does."""
         return ['--name', self.name, '--timeout', f'{self.timeout:g}', '--grace', f'{self.grace:g}',
-                *([] if self.catch_up else ['--no-catch-up']), *self.argv]
+                '--alert-after', str(self.alert_after), *([] if self.catch_up else ['--no-catch-up']), *self.argv]
 
 
 def duration_argument(text):
@@ -45,6 +47,12 @@ def duration_argument(text):
         raise argparse.ArgumentTypeError(str(error))
 
 
+def positive_count(text):
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a count of runs (1 or more)')
+    return int(text)
+
+
 def add_run_arguments(parser):
     parser.add_argument('--name', help='the name of the job in its history (default: the command and its arguments)')
     parser.add_argument('--timeout', type=duration_argument, metavar='DURATION',
@@ -52,6 +60,9 @@ def add_run_arguments(parser):
     parser.add_argument('--grace', type=duration_argument, metavar='DURATION',
                         help='`jobs check` calls the job overdue this long after a run it missed '
                              '(default: its timeout plus a minute)')
+    parser.add_argument('--alert-after', type=positive_count, default=1, metavar='N',
+                        help='the job is failing (notified, flagged on the Jobs page) after N failed runs in a '
+                             'row (default 1); one success clears it')
     parser.add_argument('--no-catch-up', dest='catch_up', action='store_false',
                         help='do not run the job when the cron container starts after missing its last run')
     parser.add_argument('argv', nargs=argparse.REMAINDER, metavar='COMMAND [ARG ...]',
@@ -65,7 +76,8 @@ def spec_from_options(options):
     timeout = options['timeout'] or settings.JOB_TIMEOUT
     grace = options['grace'] or timeout + GRACE_BEYOND_TIMEOUT
     name = options['name'] or shlex.join(argv)
-    return JobSpec(argv=argv, name=name, timeout=timeout, grace=grace, catch_up=options['catch_up'])
+    return JobSpec(argv=argv, name=name, timeout=timeout, grace=grace, catch_up=options['catch_up'],
+                   alert_after=options['alert_after'])
 
 
 def spec_from_words(words):

@@ -30,10 +30,16 @@ class JobState:
     late_at: object = None       # due + grace: overdue from then on
     next_run: object = None
     pause: object = None         # the JobPause in force, or None
+    failures: int = 0            # its latest ended runs that failed in a row (up to its --alert-after)
 
     @property
     def name(self):
         return self.line.name
+
+    @property
+    def failing(self):
+        """Its last --alert-after ended runs all failed (1 by default); one success clears it."""
+        return self.failures >= self.line.spec.alert_after
 
     def overdue(self, now):
         return self.pause is None and self.late_at is not None and now > self.late_at
@@ -55,6 +61,10 @@ class Report:
     @property
     def paused(self):
         return [state for state in self.jobs if state.pause]
+
+    @property
+    def failing(self):
+        return [state for state in self.jobs if state.failing and not state.pause]
 
     @property
     def task_waited(self):
@@ -92,10 +102,12 @@ def report(now=None, check_commands=True, record_lost=False):
     last_finished = history.last_finished(names)
     first_seen = schedule.first_seen(names)
     in_force, latest_pauses = pauses.active(now), pauses.latest(names)
+    failures = history.failures_in_a_row({line.name: line.spec.alert_after for line in lines})
     states = []
     for line in lines:
         state = JobState(line, last_runs.get(line.name), last_successes.get(line.name),
-                         last_finished.get(line.name), first_seen.get(line.name), pause=in_force.get(line.name))
+                         last_finished.get(line.name), first_seen.get(line.name), pause=in_force.get(line.name),
+                         failures=failures[line.name])
         base = state.last_success.started_at if state.last_success else state.first_seen or load.loaded_at
         ended = latest_pauses[line.name].ended_at if line.name in latest_pauses else None
         if ended and ended > base:

@@ -76,6 +76,9 @@ class SentryReport:
             'timezone': str(self.line.schedule.zone),
             'checkin_margin': max(1, math.ceil(self.spec.grace / 60)),
             'max_runtime': max(1, math.ceil(self.spec.timeout / 60)),
+            # Sentry's issue after --alert-after failed check-ins in a row, resolved by one success.
+            'failure_issue_threshold': self.spec.alert_after,
+            'recovery_threshold': 1,
         }
 
 

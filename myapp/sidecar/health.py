@@ -1,21 +1,27 @@
 """The cron container's health, kept current by its program: every job's overdue state by
 the rule of `jobs check` (recomputed every health_file.CHECK seconds and once a new crontab
 is recorded, recording runs whose runner is gone as lost), and a heartbeat, in the file
-the health check reads. Without a crontab (the worker of tasks alone), the heartbeat only."""
+the health check reads; each check also records the jobs that turned failing, overdue or ok,
+and starts `jobs notify` to tell people (JOBS_NOTIFY). Without a crontab (the worker of
+tasks alone), the heartbeat only."""
+import sys
 import time
+from pathlib import Path
 
+from django.conf import settings
 from django.db import DatabaseError, connection
 
 from myapp.failures import one_line
-from myapp.jobs import overdue
+from myapp.jobs import alerts, notify, overdue
 from myapp.sidecar import health_file
 
 
 class Health:
     name = 'health'
 
-    def __init__(self, path, crontab):
-        self.path, self.crontab = path, crontab
+    def __init__(self, path, crontab, processes=None):
+        self.path, self.crontab, self.processes = path, crontab, processes
+        self.notifying = False  # a `jobs notify` is running
         self.checked_at = None
         self.checked_loads = 0  # the crontab's loads when it last checked
         self.lines, self.verdict, self.error = [], '', ''
@@ -34,6 +40,8 @@ class Health:
                 report = overdue.report(record_lost=True)
                 self.lines, self.verdict = overdue.verdict(report)
                 self.checked_at, self.error = time.time(), ''
+                alerts.record_changes(report)
+                self._notify()
             except DatabaseError as error:
                 connection.close()
                 self.error = f'database error: {one_line(error)}'
@@ -41,6 +49,19 @@ class Health:
         if now >= self.next_beat:
             self.next_beat = now + health_file.HEARTBEAT
             health_file.write(self.path, self.checked_at, self.lines, self.verdict, self.error)
+
+    def _notify(self):
+        """Starts `jobs notify` when a notification is due (Apprise and SMTP in a process of
+        their own: this program starts no thread); without a channel, records them as told."""
+        if not notify.configured():
+            alerts.mark_unsent_as_told()
+        elif self.processes and not self.notifying and notify.due().exists():
+            self.notifying = True
+            self.processes.start([sys.executable, str(Path(settings.BASE_DIR) / 'manage.py'), 'jobs', 'notify'],
+                                 'jobs notify', on_exit=self._notified, cwd=settings.BASE_DIR)
+
+    def _notified(self, status):
+        self.notifying = False
 
     def stop(self, signum):
         pass

@@ -46,7 +46,7 @@ class Program:
         else:
             self.crontab, self.makers = None, {}
         self.makers['tasks'] = lambda: TaskWorker(self.processes, say)
-        self.makers['health'] = lambda: Health(settings.CRON_HEALTH_FILE, self.crontab)
+        self.makers['health'] = lambda: Health(settings.CRON_HEALTH_FILE, self.crontab, self.processes)
         self.parts = {name: make() for name, make in self.makers.items()}
         self.broken = {}            # part name: when to start it afresh
         self.said_database_down = -DATABASE_SAID_EVERY

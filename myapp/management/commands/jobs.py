@@ -3,6 +3,7 @@
   jobs run [--name N] [--timeout D] [--grace D] [--no-catch-up] COMMAND [ARG ...]
   jobs check        exit 1 naming each overdue job (the cron container's health has the same verdict)
   jobs pause NAME [--for D | --until TIME] [--reason TEXT], jobs resume NAME
+  jobs notify [--test]   send the notifications due (the cron container and `jobs check` do)
   jobs list         the schedule, with each job's next run, last run and last success
 
 and `jobs cron`, the cron container's program (myapp/sidecar): supercronic on the crontab,
@@ -16,10 +17,11 @@ import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from myapp.jobs import kubernetes, overdue, pauses, run_now, runner, schedule
+from myapp.jobs import alerts, kubernetes, notify, overdue, pauses, run_now, runner, schedule
 from myapp.jobs.options import add_run_arguments, check_command, spec_from_options
 from myapp.jobs.timing import format_local, parse_duration
 from myapp.models import JobRun
@@ -53,6 +55,11 @@ class Command(BaseCommand):
         pause.add_argument('--reason', default='', help='shown with the pause, and on each run it skips')
         resume = subcommands.add_parser('resume', help='end the pause of a job')
         resume.add_argument('name')
+        notify = subcommands.add_parser('notify', help='send the notifications due (JOBS_NOTIFY)',
+                                        description='Sends what is due of jobs turning failing or overdue, and '
+                                                    'recovering (the cron container and `jobs check` do it too); '
+                                                    '--test sends a test message to every channel.')
+        notify.add_argument('--test', action='store_true', help='send a test message; exit 1 if it cannot be sent')
         subcommands.add_parser('list', help='the schedule, with next run, last run and last success of each job')
         loaded = subcommands.add_parser('loaded', help='record FILE as the crontab the cron container runs')
         loaded.add_argument('file')
@@ -97,9 +104,13 @@ class Command(BaseCommand):
         report = overdue.report(record_lost=True)
         if report.load is None:
             raise CommandError('no crontab has been recorded: the cron container has not started yet', returncode=1)
+        alerts.record_changes(report)
+        notify.send_due(runner.Say())  # a channel down is a line here, never this check's failure
         lines, verdict = overdue.verdict(report)
         for state in report.paused:
             self.stdout.write(f'PAUSED {state.name}: {pauses.describe(state.pause)}')
+        for state in report.failing:
+            self.stdout.write(f'FAILING {state.name}: its last {state.failures} run(s) failed')
         for line in lines:
             self.stderr.write(line)
         if lines:
@@ -124,6 +135,20 @@ class Command(BaseCommand):
             raise CommandError(f'--until {options["until"]} has passed')
         paused = pauses.pause(name, _shell_user(), until, options['reason'])
         self.stdout.write(f'jobs: {name} {pauses.describe(paused)}')
+
+    def handle_notify(self, options):
+        if options['test']:
+            if not notify.configured():
+                raise CommandError('no channel: set JOBS_NOTIFY or JOBS_NOTIFY_EMAIL_STAFF')
+            error = notify.deliver(f'{settings.TOM_NAME}: a test of its job notifications',
+                                   f'Sent by `manage.py jobs notify --test`. {alerts.link("save_data")}')
+            if error:
+                raise CommandError(error)
+            self.stdout.write('jobs: the test message was sent')
+            return
+        sent, failed = notify.send_due(runner.Say())
+        if failed:
+            raise CommandError(f'{failed} notification(s) could not be sent ({sent} sent)')
 
     def handle_resume(self, options):
         if not pauses.resume(options['name'], _shell_user()):

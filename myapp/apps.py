@@ -11,3 +11,8 @@ class MyappConfig(AppConfig):
     def nav_items(self):
         """TOM Toolkit's integration point for an app's items in the navigation bar."""
         return [{'partial': 'myapp/partials/nav_jobs.html'}]
+
+    def target_detail_tabs(self):
+        """TOM Toolkit's integration point for a tab on each target's page: its downloads."""
+        return [{'partial': 'myapp/partials/target_jobs.html', 'context': 'myapp.target_tab.context',
+                 'label': 'Jobs'}]

@@ -104,6 +104,11 @@ class JobRequest(models.Model):
     host = models.CharField(max_length=255, blank=True, help_text='the cron container that took it')
     run = models.ForeignKey(JobRun, null=True, blank=True, on_delete=models.SET_NULL)
     error = models.TextField(blank=True, help_text='why it could not be run')
+    arguments = models.JSONField(default=list, blank=True,
+                                 help_text="added to the job's command, e.g. save_data's --target_id N")
+    target = models.ForeignKey('tom_targets.BaseTarget', null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name='job_requests', help_text='the target it was asked for')
+    waiting = models.TextField(blank=True, help_text='what its run waits for (the lock another run holds)')
 
     class Meta:
         ordering = ['-requested_at']

@@ -15,6 +15,7 @@ urlpatterns = [
 api_urlpatterns = [
     path('', views.JobsAPIView.as_view(), name='api-list'),
     path('tasks/<uuid:pk>/retry/', views.RetryTaskView.as_view(), name='retry-task'),
+    path('targets/<int:pk>/download/', views.DownloadNowView.as_view(), name='download-now'),
     path('<path:name>/run/', views.RunNowView.as_view(), name='run-now'),
     path('<path:name>/pause/', views.PauseView.as_view(), name='pause'),
     path('<path:name>/resume/', views.PauseView.as_view(resume=True), name='resume'),

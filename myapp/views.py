@@ -22,6 +22,7 @@ from tom_dataproducts.models import DataProduct
 from tom_targets.models import Target
 from tom_targets.permissions import targets_for_user
 
+from myapp import target_tab
 from myapp.charts import duration_chart
 from myapp.jobs import history, pauses, run_now, schedule
 from myapp.jobs.board import board
@@ -202,3 +203,25 @@ class PauseView(APIView):
             see_other.status_code = 303
             return see_other
         return Response(answer)
+
+
+class DownloadNowView(APIView):
+    """POST /api/jobs/targets/<pk>/download/: staff ask the cron container to run save_data
+    for this target alone (`save_data --target_id <pk>`, through `jobs run`: its lock, timeout
+    and history), recorded with the target and who asked. htmx gets the request's status; the
+    plain form is sent back to the target's Jobs tab."""
+
+    permission_classes = [IsAdminUser]
+
+    def post(self, request, pk):
+        target = get_object_or_404(Target, pk=pk)
+        line = target_tab.save_data_line()
+        if line is None:
+            raise Http404('The running crontab has no save_data job')
+        job_request = run_now.ask(line.name, request.user, ['--target_id', str(target.pk)], target)
+        if not request.headers.get('HX-Request'):
+            see_other = HttpResponseRedirect(f'{reverse("tom_targets:detail", args=[target.pk])}?tab=jobs')
+            see_other.status_code = 303
+            return see_other
+        return render(request._request, 'myapp/partials/run_request.html',
+                      {'job_request': job_request, 'state': run_now.state(job_request)}, status=202)

@@ -2,6 +2,7 @@
 seconds (myapp/sidecar/run_now.py) and run through `jobs run` (same lock, timeout and
 history), whose run is linked to it so the Jobs page can follow it from queued to its
 outcome."""
+from dataclasses import replace
 from datetime import timedelta
 
 from django.utils import timezone
@@ -13,13 +14,30 @@ from myapp.models import JobRequest
 REQUEST_VARIABLE = 'TOM_JOBS_REQUEST'
 # A request taken but with no run this long after is shown as failed to start.
 START_WITHIN = timedelta(minutes=2)
+# A run asked for while another run of the job holds its lock waits this long for it (the
+# hourly save_data, say), then is skipped, saying so.
+WAIT_FOR_LOCK = timedelta(minutes=15)
 
 
-def ask(name, user):
-    """Stores a request to run the job name now; None when the running crontab has no such job."""
+def ask(name, user, arguments=(), target=None):
+    """Stores a request to run the job name now, its command with arguments added (for one
+    target: save_data's `--target_id N`); None when the running crontab has no such job."""
     if schedule.line_of(name) is None:
         return None
-    return JobRequest.objects.create(name=name, requested_by=user, requested_at=timezone.now())
+    return JobRequest.objects.create(name=name, requested_by=user, requested_at=timezone.now(),
+                                     arguments=list(arguments), target=target)
+
+
+def spec_of(request, line):
+    """The job spec a request runs: its crontab line's, with the request's arguments added."""
+    if not request.arguments:
+        return line.spec
+    return replace(line.spec, argv=(*line.spec.argv, *request.arguments))
+
+
+def waiting(request_id, what):
+    """Called by the runner while its run waits for the job's lock ('' once it has it)."""
+    JobRequest.objects.filter(pk=request_id).update(waiting=what)
 
 
 def state(request, now=None):
@@ -31,6 +49,8 @@ def state(request, now=None):
         return 'not started'
     if request.picked_at is None:
         return 'queued'
+    if request.waiting:
+        return 'waiting'
     return 'starting' if now - request.picked_at < START_WITHIN else 'not started'
 
 

@@ -39,7 +39,8 @@ DRAIN_SECONDS = 2.0
 
 def run(spec, trigger=Trigger.MANUAL, tick=None, say=None, request_id=None):
     """Runs the job spec once; returns the exit status for `jobs run`. request_id: the Run
-    now request this run serves, linked to the run (or to the skipped run) it records."""
+    now request this run serves, linked to the run (or to the skipped run) it records; such a
+    run waits up to run_now.WAIT_FOR_LOCK for a run that holds the job's lock."""
     say = say or Say()
 
     def recorded(record):
@@ -61,9 +62,10 @@ def run(spec, trigger=Trigger.MANUAL, tick=None, say=None, request_id=None):
             return skipped(f'skipped: {pauses.describe(paused)}')
     name = lock_name(spec)
     lock = job_lock(name)
-    if not lock.acquire():
+    if not lock.acquire() and not (request_id and _wait_for(lock, name, request_id, spec, say)):
         holders = history.holders(name)
-        return skipped(_running(holders[0]) if holders else f'skipped: another process holds the {lock}')
+        waited = f' (waited {format_duration(run_now.WAIT_FOR_LOCK.total_seconds())})' if request_id else ''
+        return skipped((_running(holders[0]) if holders else f'skipped: another process holds the {lock}') + waited)
     try:
         # A run whose runner lost this lock with its database connection may still be at
         # work, taking it again: while it is heard from, it is not lost.
@@ -84,6 +86,26 @@ def run(spec, trigger=Trigger.MANUAL, tick=None, say=None, request_id=None):
         return Supervisor(spec, record, line, lock, say).supervise()
     finally:
         lock.release()
+
+
+def _wait_for(lock, name, request_id, spec, say):
+    """Waits, bounded, for the run that holds the lock; True once this process holds it."""
+    give_up = time.monotonic() + run_now.WAIT_FOR_LOCK.total_seconds()
+    said = None
+    while time.monotonic() < give_up:
+        holders = history.holders(name)
+        what = (f'waiting for run {holders[0].pk} of {holders[0].name}, running since '
+                f'{format_moment(holders[0].started_at)}') if holders else f'waiting for the {lock}'
+        if what != said:
+            run_now.waiting(request_id, what)
+            say.out(f'jobs: {spec.name}: {what}')
+            said = what
+        time.sleep(RETAKE_EVERY)
+        if lock.acquire():
+            run_now.waiting(request_id, '')
+            return True
+    run_now.waiting(request_id, '')
+    return False
 
 
 def _running(holder):

@@ -25,10 +25,11 @@ class RunNow:
                 JobRequest.objects.filter(pk=request.pk).update(error='the running crontab has no such job')
                 self.say.err(f'cron: run now of {request.name}: the running crontab has no such job')
                 continue
-            self.say.out(f'cron: run now of {request.name}, asked by {request.requested_by} '
+            added = f' {" ".join(request.arguments)}' if request.arguments else ''
+            self.say.out(f'cron: run now of {request.name}{added}, asked by {request.requested_by} '
                          f'at {request.requested_at:%Y-%m-%d %H:%M:%S %Z}')
             self.running += 1
-            self.processes.start_job(line.spec, f'run now of {request.name}', on_exit=self._ended,
+            self.processes.start_job(run_now.spec_of(request, line), f'run now of {request.name}', on_exit=self._ended,
                                      env={run_now.REQUEST_VARIABLE: str(request.pk)})
 
     def _ended(self, status):

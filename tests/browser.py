@@ -41,8 +41,11 @@ def browser_page(origin):
 
             page.on('console', console)
             page.on('pageerror', lambda error: page.problems.append(f'page error: {error}'))
-            page.on('requestfailed', lambda request: request.url.startswith(origin) and page.problems.append(
-                f'failed: {request.url} {request.failure}'))
+            # ERR_ABORTED is the browser cancelling a request as it leaves the page (a favicon
+            # still on its way when a form is sent): not a failure of the TOM's.
+            page.on('requestfailed', lambda request: request.url.startswith(origin)
+                    and 'ERR_ABORTED' not in (request.failure or '')
+                    and page.problems.append(f'failed: {request.url} {request.failure}'))
             page.on('response', lambda response: response.url.startswith(origin) and response.status >= 400
                     and page.problems.append(f'{response.status}: {response.url}'))
             yield page

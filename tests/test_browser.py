@@ -152,7 +152,7 @@ def test_pages_are_styled_by_the_tom_s_own_bootstrap_and_alpine_with_no_request_
     log_in(page, live_server.url, 'pi', PASSWORD)
 
     for path in ('/', '/jobs/'):
-        page.goto(live_server.url + path, wait_until='load')
+        page.goto(live_server.url + path, wait_until='networkidle')
         navbar = page.locator('nav.navbar')
         assert navbar.evaluate('e => getComputedStyle(e).display') == 'flex', path
         assert navbar.evaluate('e => getComputedStyle(e).position') == 'fixed', path

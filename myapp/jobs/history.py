@@ -153,15 +153,15 @@ FAILED = {Outcome.FAILED, Outcome.TIMED_OUT, Outcome.LOST}
 def failures_in_a_row(counts):
     """{name: how many of its latest ended runs failed in a row, looking at most counts[name]
     runs back}. Skipped runs do not count either way; a running run counts once it is seen
-    lost (its runner gone), as the Jobs page shows it."""
-    now = timezone.now()
+    lost (its runner gone, as `gone` says), as the Jobs page shows it."""
+    cut = timezone.now() - LOST_AFTER
+    heard_lately = Q(outcome=Outcome.RUNNING) & (Q(heartbeat_at__gte=cut) | Q(heartbeat_at=None, started_at__gte=cut))
     found = {}
     for name, most in counts.items():
-        runs = JobRun.objects.filter(name=name).exclude(outcome=Outcome.SKIPPED).order_by('-started_at')
-        ended = [run for run in runs.only('outcome', 'started_at', 'heartbeat_at')[:most + 5]
-                 if run.outcome != Outcome.RUNNING or gone(run, now)][:most]
-        found[name] = next((i for i, run in enumerate(ended) if run.outcome not in FAILED and not gone(run, now)),
-                           len(ended))
+        outcomes = (JobRun.objects.filter(name=name).exclude(outcome=Outcome.SKIPPED).exclude(heard_lately)
+                    .order_by('-started_at').values_list('outcome', flat=True)[:most])
+        failed = FAILED | {Outcome.RUNNING}  # a running run left here has been lost
+        found[name] = next((i for i, outcome in enumerate(outcomes) if outcome not in failed), len(outcomes))
     return found
 
 

@@ -4,11 +4,8 @@ is recorded, recording runs whose runner is gone as lost), and a heartbeat, in t
 the health check reads; each check also records the jobs that turned failing, overdue or ok,
 and starts `jobs notify` to tell people (JOBS_NOTIFY). Without a crontab (the worker of
 tasks alone), the heartbeat only."""
-import sys
 import time
-from pathlib import Path
 
-from django.conf import settings
 from django.db import DatabaseError, connection
 
 from myapp.failures import one_line
@@ -57,8 +54,7 @@ class Health:
             alerts.mark_unsent_as_told()
         elif self.processes and not self.notifying and notify.due().exists():
             self.notifying = True
-            self.processes.start([sys.executable, str(Path(settings.BASE_DIR) / 'manage.py'), 'jobs', 'notify'],
-                                 'jobs notify', on_exit=self._notified, cwd=settings.BASE_DIR)
+            self.processes.start_manage(['jobs', 'notify'], 'jobs notify', on_exit=self._notified)
 
     def _notified(self, status):
         self.notifying = False

@@ -43,11 +43,15 @@ class Processes:
         self.children[process.pid] = (process, what, on_exit)
         return process
 
+    def start_manage(self, words, what, on_exit=None, env=None, **options):
+        """Starts `manage.py WORDS...` with this Python, from the app's folder."""
+        manage = Path(settings.BASE_DIR) / 'manage.py'
+        return self.start([sys.executable, str(manage), *words], what, on_exit, env, cwd=settings.BASE_DIR,
+                          **options)
+
     def start_job(self, spec, what, env=None, on_exit=None):
         """Starts `manage.py jobs run` for the job spec."""
-        manage = Path(settings.BASE_DIR) / 'manage.py'
-        return self.start([sys.executable, str(manage), 'jobs', 'run', *spec.run_words()], what, on_exit, env,
-                          cwd=settings.BASE_DIR)
+        return self.start_manage(['jobs', 'run', *spec.run_words()], what, on_exit, env)
 
     def reap(self):
         """Collects every child that has ended, ours or orphans handed to us."""

@@ -8,7 +8,6 @@ import secrets
 import signal
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from subprocess import DEVNULL, PIPE, STDOUT
 
 from django.conf import settings
@@ -78,12 +77,11 @@ class TaskWorker:
                 self._start(row, now)
 
     def _start(self, row, now):
-        manage = Path(settings.BASE_DIR) / 'manage.py'
-        process = self.processes.start(
-            [sys.executable, str(manage), 'tasks', 'run', str(row.pk)], f'task {queue.name(row)} {row.pk}',
+        process = self.processes.start_manage(
+            ['tasks', 'run', str(row.pk)], f'task {queue.name(row)} {row.pk}',
             on_exit=lambda status, pk=row.pk: self._exited(pk, status), stop_with_program=True,
             env={'PYTHONUNBUFFERED': '1'},  # its lines in the log as they come, and kept if it is killed
-            cwd=settings.BASE_DIR, stdin=DEVNULL, stdout=PIPE, stderr=STDOUT)
+            stdin=DEVNULL, stdout=PIPE, stderr=STDOUT)
         os.set_blocking(process.stdout.fileno(), False)
         task = Running(row, process, Output({process.stdout.fileno(): sys.stdout.buffer}), now,
                        fd=process.stdout.fileno())
@@ -148,9 +146,7 @@ class TaskWorker:
 
     def _report(self, row):
         if settings.SENTRY_DSN:
-            manage = Path(settings.BASE_DIR) / 'manage.py'
-            self.processes.start([sys.executable, str(manage), 'tasks', 'report', str(row.pk)],
-                                 f'Sentry report of task {row.pk}', cwd=settings.BASE_DIR)
+            self.processes.start_manage(['tasks', 'report', str(row.pk)], f'Sentry report of task {row.pk}')
 
     def _signal(self, task, sig):
         try:

@@ -7,9 +7,8 @@ from django.utils import timezone
 from django_tasks import ResultStatus
 from django_tasks.backends.database.models import DBTaskResult
 
-from myapp.jobs.history import LOST_AFTER
 from myapp.models import TaskRecord
-from myapp.task_queue import queue
+from myapp.task_queue import queue, results
 
 RECENT = 20
 QUEUED_SHOWN = 50
@@ -47,7 +46,7 @@ class TaskRow:
         if record and record.outcome:
             return record.outcome
         if self.row.status == ResultStatus.RUNNING:
-            if record and record.heartbeat_at and record.heartbeat_at < self.now - LOST_AFTER:
+            if record and results.silent(record, self.now):
                 return TaskRecord.Outcome.LOST
             return 'running'
         if self.row.status == ResultStatus.NEW:
@@ -61,7 +60,7 @@ class TaskRow:
     @property
     def waited(self):
         """Seconds it has waited in the queue (queued), or waited before it started."""
-        since = max(self.row.enqueued_at, self.row.run_after or self.row.enqueued_at)
+        since = queue.waiting_since(self.row)
         until = self.row.started_at or self.now
         return max(0.0, (until - since).total_seconds())
 

@@ -34,8 +34,13 @@ def oldest_waiting():
     if not rows:
         return None
     for row in rows:
-        row.waiting_since = max(row.enqueued_at, row.run_after or row.enqueued_at)
+        row.waiting_since = waiting_since(row)
     return min(rows, key=lambda row: row.waiting_since)
+
+
+def waiting_since(row):
+    """Since when a task has waited: its queuing, or the time it was to run after."""
+    return max(row.enqueued_at, row.run_after or row.enqueued_at)
 
 
 def take(host, worker):

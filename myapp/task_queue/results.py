@@ -79,8 +79,7 @@ def mark_lost(worker=None, pid=None):
     for record in running:
         if record.worker == worker:
             continue
-        stale = record.heartbeat_at is None or record.heartbeat_at < now - LOST_AFTER
-        if stale or (worker and record.host == this_host() and not _alive_here(record.worker, pid)):
+        if silent(record, now) or (worker and record.host == this_host() and not _alive_here(record.worker, pid)):
             heard = (f'last heard from at {timezone.localtime(record.heartbeat_at):%Y-%m-%d %H:%M:%S %Z}'
                      if record.heartbeat_at else 'never heard from')
             error = f'worker lost: its worker {record.worker} on host {record.host} stopped ({heard})'
@@ -88,6 +87,11 @@ def mark_lost(worker=None, pid=None):
             if finish(record.result_id, Outcome.LOST, error, record.output_tail, duration):
                 lost.append(DBTaskResult.objects.get(pk=record.result_id))
     return lost
+
+
+def silent(record, now):
+    """Whether the worker of a running task has not been heard from for LOST_AFTER."""
+    return record.heartbeat_at is None or record.heartbeat_at < now - LOST_AFTER
 
 
 def _alive_here(worker, own_pid):

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -37,15 +38,17 @@ from myapp.task_queue.board import task_board
 @login_required
 def data_product_file(request, path):
     """With DEBUG off Django serves no media, and data products can be proprietary: this view
-    replaces the public `MEDIA_URL` route that TOM Toolkit adds only in DEBUG."""
-    product = DataProduct.objects.filter(data=path).select_related('target').first()
+    replaces the public `MEDIA_URL` route that TOM Toolkit adds only in DEBUG. It serves a
+    product's file and its thumbnail (the data list's preview), to those who may view it."""
+    product = DataProduct.objects.filter(Q(data=path) | Q(thumbnail=path)).select_related('target').first()
     if product is None or not _may_view(request.user, product):
         raise Http404('No such data product')  # the same answer whether it exists or not
-    if local_path(product.data.storage, product.data.name) is None:
+    file = product.data if product.data.name == path else product.thumbnail
+    if local_path(file.storage, file.name) is None:
         # In an object store: a link that works for AWS_QUERYSTRING_EXPIRE seconds.
-        return HttpResponseRedirect(product.data.url)
+        return HttpResponseRedirect(file.url)
     try:
-        return FileResponse(product.data.open('rb'), filename=product.data.name.rsplit('/', 1)[-1])
+        return FileResponse(file.open('rb'), filename=file.name.rsplit('/', 1)[-1])
     except FileNotFoundError:
         raise Http404('The data product has no file')
 

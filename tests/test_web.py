@@ -56,3 +56,18 @@ def test_file_of_no_data_product_is_not_served(client, product, tmp_path):
 
     assert client.get('/data/stray.txt').status_code == 404
     assert client.get(product.data.url).status_code == 200
+
+
+def test_a_product_s_thumbnail_is_served_to_whoever_may_see_the_product_only(client, product):
+    """The data list shows each FITS frame's preview (DataProduct.thumbnail) beside "Open in JS9"."""
+    product.thumbnail.save('frame_tb.jpg', ContentFile(b'\xff\xd8 a jpeg'))
+    user = User.objects.create_user('astro', password='pw-for-tests-only')
+    client.force_login(User.objects.create_user('stranger', password='pw-for-tests-only'))
+    assert client.get(product.thumbnail.url).status_code == 404
+
+    assign_perm('tom_targets.view_target', user, product.target)
+    client.force_login(user)
+    response = client.get(product.thumbnail.url)
+
+    assert response.status_code == 200
+    assert b''.join(response.streaming_content) == b'\xff\xd8 a jpeg'

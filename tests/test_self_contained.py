@@ -1,0 +1,174 @@
+"""The TOM needs no third-party host: its pages, visited logged in in Debian's Chromium on a
+network that reaches only the TOM (every other request is aborted, and counted), are styled by
+Bootstrap, work (navbar dropdowns, Alpine widgets, htmx, plots, Aladin Lite, JS9) and break no
+rule of the Content-Security-Policy every response carries."""
+import io
+import os
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from django.contrib.auth.models import User
+from django.core.cache import cache
+from django.core.files.base import ContentFile
+from django.core.management import call_command
+from django.utils import timezone
+
+from tests.browser import ARTIFACTS, browser_page, log_in
+from tests.conftest import REPO, make_record, make_target
+
+PASSWORD = 'self-contained-password'
+pytestmark = pytest.mark.browser
+# Every violation of the page's CSP, as the browser reports it to the page.
+CSP_LISTENER = '''
+window.cspViolations = [];
+document.addEventListener('securitypolicyviolation',
+    (e) => window.cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI} at ${e.sourceFile}`));
+'''
+
+
+@pytest.fixture
+def tour(live_server):
+    """A logged-in page on which a request to any host but the TOM's is aborted and noted in
+    `page.left`, and each visited page's CSP violations are checked."""
+    os.environ['DJANGO_ALLOW_ASYNC_UNSAFE'] = 'true'  # Playwright's loop runs in this thread
+    try:
+        with browser_page(live_server.url) as page:
+            page.left, page.policies = [], set()
+
+            def only_the_tom(route):
+                if urlsplit(route.request.url).hostname not in ('localhost', '127.0.0.1'):
+                    page.left.append(route.request.url)
+                    return route.abort()
+                return route.continue_()
+
+            def policy(response):
+                if response.request.resource_type == 'document':
+                    page.policies.add(response.headers.get('content-security-policy'))
+
+            page.route('**/*', only_the_tom)
+            page.on('response', policy)
+            page.add_init_script(CSP_LISTENER)
+            User.objects.create_user('pi', password=PASSWORD, is_staff=True, is_superuser=True)
+            log_in(page, live_server.url, 'pi', PASSWORD)
+            yield page
+    finally:
+        os.environ.pop('DJANGO_ALLOW_ASYNC_UNSAFE', None)
+
+
+def visit(page, url):
+    page.goto(url, wait_until='networkidle')
+    assert_styled(page)
+
+
+def assert_styled(page):
+    """Bootstrap's CSS laid the page out: its navbar is a fixed flex bar, its buttons are
+    Bootstrap's (read from computed styles, not from the HTML)."""
+    navbar = page.locator('nav.navbar')
+    assert navbar.evaluate('e => getComputedStyle(e).display') == 'flex', page.url
+    assert navbar.evaluate('e => getComputedStyle(e).position') == 'fixed', page.url
+    button = page.locator('.btn-primary').first
+    if button.count():
+        style = button.evaluate('e => [getComputedStyle(e).backgroundColor, getComputedStyle(e).borderRadius]')
+        assert style == ['rgb(13, 110, 253)', '6px'], (page.url, style)  # Bootstrap 5's primary, radius
+
+
+def assert_clean(page):
+    assert page.evaluate('window.cspViolations') == [], page.url
+    assert page.left == [], page.url
+    assert page.problems == [], page.url
+
+
+def fits_image():
+    data = np.random.default_rng(1).normal(100, 10, (64, 64)).astype('float32')
+    data[30:34, 30:34] += 500  # a star
+    buffer = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, name='SCI')]).writeto(buffer)  # as LCO's frames
+    return buffer.getvalue()
+
+
+def test_every_page_works_styled_with_nothing_but_the_tom(live_server, tour, settings):
+    from tom_dataproducts.models import DataProduct, PhotometryReducedDatum
+
+    page = tour
+    cache.clear()  # TOM Toolkit's data list caches each product's thumbnail tag by product id
+    target = make_target()
+    make_record(target, 9001)
+    start = timezone.now() - timedelta(days=30)
+    PhotometryReducedDatum.objects.bulk_create([PhotometryReducedDatum(
+        target=target, timestamp=start + timedelta(days=i), brightness=17 + i / 10, brightness_error=0.05,
+        bandpass='gri'[i % 3], source_name='test') for i in range(30)])
+    product = DataProduct.objects.create(product_id='frame-1', target=target, data_product_type='image_file')
+    product.data.save('frame-1.fits', ContentFile(fits_image()))
+    call_command('jobs', 'loaded', str(REPO / 'crontab'), stdout=io.StringIO())
+    origin = live_server.url
+
+    # Home: Bootstrap's JavaScript opens a navbar dropdown.
+    visit(page, origin + '/')
+    assert page.evaluate('typeof window.bootstrap') == 'object'
+    toggle = page.locator('nav .dropdown-toggle').first
+    toggle.click()
+    assert toggle.get_attribute('aria-expanded') == 'true'
+    assert page.locator('nav .dropdown-menu.show').count() == 1
+    assert_clean(page)
+
+    # Targets: the sky map (Aladin Lite, from the TOM) with the target on it.
+    visit(page, origin + '/targets/')
+    page.wait_for_function('window.aladin !== undefined')
+    page.wait_for_selector('#aladin-lite-div canvas')
+    assert page.evaluate('window.aladin.getFov()[0]') == 360
+    assert_clean(page)
+
+    # A target's page: the light curve (plotly, loaded once from the TOM) and the finder chart.
+    visit(page, f'{origin}/targets/{target.pk}/?tab=photometry')
+    page.wait_for_selector('#photometry .js-plotly-plot .scatterlayer')
+    points = page.locator('#photometry .scatterlayer .point').count()
+    assert points == 30, points
+    plotly_scripts = page.evaluate('[...document.scripts].filter(s => s.src.includes("plotly")).map(s => s.src)')
+    assert [urlsplit(src).path for src in plotly_scripts] == ['/static/plotly/plotly.min.js']
+    page.wait_for_selector('#aladin-lite-div canvas')
+    page.screenshot(path=str(ARTIFACTS / 'target.png'))  # the README's tests/screenshots/target-page.png
+    assert_clean(page)
+
+    # Sharing: js-base64 from the TOM.
+    visit(page, f'{origin}/targets/{target.pk}/share/')
+    assert page.evaluate('Base64.encode("tom")') == 'dG9t'
+    assert_clean(page)
+
+    # Alpine.js: the target form's "Aliases" toggle.
+    visit(page, f'{origin}/targets/{target.pk}/update/')
+    assert page.evaluate('typeof window.Alpine') == 'object'
+    aliases = page.locator('span:text("Aliases")')
+    aliases.click()
+    page.wait_for_function('document.querySelector("[x-show]").style.display !== "none"')
+    assert page.locator('span:text("▾ Aliases")').count() == 1
+    assert_clean(page)
+
+    visit(page, origin + '/observations/list/')
+    assert target.name in page.inner_text('table')
+    assert_clean(page)
+
+    # Data, and a data product opened in JS9 (from the TOM), which reads the FITS file.
+    visit(page, origin + '/dataproducts/data/')
+    assert page.evaluate('typeof window.JS9') == 'undefined'  # its 2 MB load on the first "Open in JS9"
+    page.click('button:text("Open in JS9")')
+    page.wait_for_function('window.JS9 && JS9.GetImageData && JS9.GetImage && JS9.GetImage() && true',
+                           timeout=30_000)
+    assert page.evaluate('JS9.GetImageData(false).width') == 64
+    page.screenshot(path=str(ARTIFACTS / 'js9.png'), full_page=True)
+    assert_clean(page)
+
+    # The Jobs pages: htmx sends Run now and shows the request's state.
+    visit(page, origin + '/jobs/')
+    assert_clean(page)
+    visit(page, origin + '/jobs/save_data/')
+    page.click('#run-now-button')
+    page.wait_for_selector('#run-now-status :text("Run now")')
+    assert_clean(page)
+
+    # Every page came with the TOM's policy, which names no other host.
+    assert len(page.policies) == 1, page.policies
+    policy = page.policies.pop()
+    assert "script-src 'self'" in policy and 'http' not in policy, policy

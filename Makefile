@@ -28,7 +28,7 @@ $(VENV)/bin/supercronic: | $(VENV)/.synced
 kubernetes:
 	tests/k8s/build.sh >/dev/null
 
-# The browser assets the TOM serves itself (Bootstrap, Alpine.js): package-lock.json's npm
+# The browser assets the TOM serves itself (Bootstrap, Alpine.js, Aladin Lite, JS9...): package-lock.json's npm
 # packages, installed by npm from the venv's Node (a PyPI wheel) into node_modules.
 assets: node_modules/.installed
 node_modules/.installed: package.json package-lock.json $(VENV)/.synced

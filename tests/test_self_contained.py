@@ -4,7 +4,9 @@ Bootstrap, work (navbar dropdowns, Alpine widgets, htmx, plots, Aladin Lite, JS9
 rule of the Content-Security-Policy every response carries."""
 import io
 import os
+import threading
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -15,6 +17,7 @@ from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.core.management import call_command
 from django.utils import timezone
+from PIL import Image
 
 from tests.browser import ARTIFACTS, browser_page, log_in
 from tests.conftest import REPO, make_record, make_target
@@ -172,3 +175,86 @@ def test_every_page_works_styled_with_nothing_but_the_tom(live_server, tour, set
     assert len(page.policies) == 1, page.policies
     policy = page.policies.pop()
     assert "script-src 'self'" in policy and 'http' not in policy, policy
+
+
+def jpeg(width, height):
+    image = io.BytesIO()
+    Image.new('RGB', (width, height), (60, 60, 90)).save(image, 'JPEG')
+    return image.getvalue()
+
+
+class HipsSurvey(ThreadingHTTPServer):
+    """A HiPS sky survey on 127.0.0.1 (its properties and grey JPEG tiles), noting each path
+    a browser asks it for; CORS-enabled, as survey hosts are for Aladin Lite's WebGL."""
+
+    def __init__(self):
+        self.tile, self.paths = jpeg(512, 512), []
+        # The order-3 preview Aladin Lite shows first: 768 tiles of 64 px, 27 to a row.
+        self.allsky = jpeg(27 * 64, 29 * 64)
+        survey = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                survey.paths.append(self.path)
+                status = 200
+                if self.path.endswith('/properties'):
+                    body, kind = HIPS_PROPERTIES.encode(), 'text/plain'
+                elif self.path.endswith('/Allsky.jpg'):
+                    body, kind = survey.allsky, 'image/jpeg'
+                elif self.path.endswith('.jpg'):
+                    body, kind = survey.tile, 'image/jpeg'
+                else:  # its coverage map (Moc.fits), which a survey need not have
+                    status, body, kind = 404, b'', 'text/plain'
+                self.send_response(status)
+                self.send_header('Content-Type', kind)
+                self.send_header('Content-Length', str(len(body)))
+                self.send_header('Access-Control-Allow-Origin', '*')
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(('127.0.0.1', 0), Handler)
+        self.url = f'http://127.0.0.1:{self.server_address[1]}/hips'
+
+
+HIPS_PROPERTIES = '''creator_did = ivo://test/hips
+obs_title = Test survey
+dataproduct_type = image
+hips_version = 1.4
+hips_frame = equatorial
+hips_order = 3
+hips_tile_width = 512
+hips_tile_format = jpeg
+'''
+
+
+@pytest.fixture
+def hips_survey():
+    survey = HipsSurvey()
+    threading.Thread(target=survey.serve_forever, daemon=True).start()
+    yield survey
+    survey.shutdown()
+    survey.server_close()
+
+
+def test_a_chosen_sky_survey_s_tiles_come_from_its_host_allowed_by_the_policy(live_server, tour, settings,
+                                                                                hips_survey):
+    origin = hips_survey.url.rsplit('/', 1)[0]
+    settings.SKY_SURVEY_URL = hips_survey.url
+    directives = settings.CONTENT_SECURITY_POLICY['DIRECTIVES']
+    settings.CONTENT_SECURITY_POLICY = {'DIRECTIVES': {
+        **directives, 'img-src': [*directives['img-src'], origin], 'connect-src': [*directives['connect-src'], origin]}}
+    target = make_target()
+
+    visit(tour, f'{live_server.url}/targets/{target.pk}/')
+    tour.wait_for_selector('#aladin-lite-div canvas')
+    for _ in range(100):
+        if any(path.endswith('.jpg') for path in hips_survey.paths):
+            break
+        tour.wait_for_timeout(100)
+
+    assert '/hips/properties' in hips_survey.paths
+    assert [path for path in hips_survey.paths if path.startswith('/hips/Norder')], hips_survey.paths
+    assert_clean(tour)

@@ -135,10 +135,11 @@ def test_every_page_works_styled_with_nothing_but_the_tom(live_server, tour, set
     page.screenshot(path=str(ARTIFACTS / 'target.png'))  # the README's tests/screenshots/target-page.png
     assert_clean(page)
 
-    # Sharing: js-base64 from the TOM.
-    visit(page, f'{origin}/targets/{target.pk}/share/')
-    assert page.evaluate('Base64.encode("tom")') == 'dG9t'
-    assert_clean(page)
+    # The sharing pages: js-base64 from the TOM.
+    for path in (f'/targets/{target.pk}/share/', '/targets/persistentshare/manage/'):
+        visit(page, origin + path)
+        assert page.evaluate('Base64.encode("tom")') == 'dG9t'
+        assert_clean(page)
 
     # Alpine.js: the target form's "Aliases" toggle.
     visit(page, f'{origin}/targets/{target.pk}/update/')

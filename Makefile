@@ -42,8 +42,9 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/shellcheck $(SHELL_SCRIPTS)
 
-# The quick tier, for people changing the code (about a minute and a half on 2 cores): the
-# linters and every test that needs neither Docker, Chromium, PostgreSQL nor the control plane.
+# The quick tier, for people changing the code: the linters and every test that needs neither
+# Docker, Chromium, PostgreSQL nor the control plane. About five minutes on 2 cores, nearly all
+# of it CPU: the jobs, the cron program and the tasks run as real processes, ~300 Django starts.
 QUICK := not docker and not browser and not postgres and not kubernetes
 check: lint assets $(VENV)/bin/supercronic
 	$(VENV)/bin/pytest -n auto --dist loadfile -m "$(QUICK)" $(PYTEST_ARGS)

@@ -35,7 +35,8 @@ document.addEventListener('securitypolicyviolation',
 @pytest.fixture
 def tour(live_server):
     """A logged-in page on which a request to any host but the TOM's is aborted and noted in
-    `page.left`, and each visited page's CSP violations are checked."""
+    `page.left`, the browser's CSP violations are noted in `window.cspViolations`, and each
+    page's policy header in `page.policies`."""
     os.environ['DJANGO_ALLOW_ASYNC_UNSAFE'] = 'true'  # Playwright's loop runs in this thread
     try:
         with browser_page(live_server.url) as page:
@@ -92,7 +93,7 @@ def fits_image():
     return buffer.getvalue()
 
 
-def test_every_page_works_styled_with_nothing_but_the_tom(live_server, tour, settings):
+def test_every_page_works_styled_with_nothing_but_the_tom(live_server, tour):
     from tom_dataproducts.models import DataProduct, PhotometryReducedDatum
 
     page = tour
@@ -122,6 +123,8 @@ def test_every_page_works_styled_with_nothing_but_the_tom(live_server, tour, set
     page.wait_for_function('window.aladin !== undefined')
     page.wait_for_selector('#aladin-lite-div canvas')
     assert page.evaluate('window.aladin.getFov()[0]') == 360
+    catalogs = page.evaluate('window.aladin.view.catalogs.map((c) => [c.name, c.sources.length])')
+    assert catalogs == [['Targets', 1], ['Moon', 1], ['Sun', 1]], catalogs
     assert_clean(page)
 
     # A target's page: the light curve (plotly, loaded once from the TOM) and the finder chart.
@@ -168,8 +171,10 @@ def test_every_page_works_styled_with_nothing_but_the_tom(live_server, tour, set
     visit(page, origin + '/jobs/')
     assert_clean(page)
     visit(page, origin + '/jobs/save_data/')
+    page.evaluate('window.notReloaded = true')  # the button is a form: without htmx it would reload
     page.click('#run-now-button')
     page.wait_for_selector('#run-now-status :text("Run now")')
+    assert page.evaluate('window.notReloaded') is True
     assert_clean(page)
 
     # Every page came with the TOM's policy, which names no other host.

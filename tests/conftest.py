@@ -17,6 +17,17 @@ from tests.fake_lco import FakeLCO
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture
+def page(live_server, monkeypatch):
+    """A Chromium page for the TOM on Django's live server (tests/browser.py)."""
+    from tests.browser import browser_page
+
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are safe.
+    monkeypatch.setenv('DJANGO_ALLOW_ASYNC_UNSAFE', 'true')
+    with browser_page(live_server.url) as page:
+        yield page
+
+
 @pytest.fixture(scope='session')
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
     """Keeps the SQLite test database in a file, so that job processes can open it too."""

@@ -3,7 +3,6 @@ server, with a real `jobs cron` process (the cron container's program) taking Ru
 running the ATLAS query that a target's page queues. Screenshots go to
 test-artifacts/browser/; any console error, failed request or error response for the TOM's
 own URLs fails the test."""
-import os
 from datetime import timedelta
 
 import pytest
@@ -13,24 +12,13 @@ from django.utils import timezone
 from myapp.jobs import history
 from myapp.jobs.options import spec_from_words
 from myapp.models import JobRun, ScheduledJob
-from tests.browser import ARTIFACTS, browser_page, log_in
+from tests.browser import ARTIFACTS, log_in
 from tests.conftest import atlas_env, make_target, wait_for
 
 CRONTAB = ('*/15 * * * * python manage.py jobs run update_statuses\n'
            '@daily python manage.py jobs run --name sessions --timeout 5m clearsessions\n')
 PASSWORD = 'browser-test-password'
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def page(live_server):
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are safe.
-    os.environ['DJANGO_ALLOW_ASYNC_UNSAFE'] = 'true'
-    try:
-        with browser_page(live_server.url) as page:
-            yield page
-    finally:
-        os.environ.pop('DJANGO_ALLOW_ASYNC_UNSAFE', None)
 
 
 def test_staff_see_the_jobs_open_one_and_run_it_now(live_server, page, cron_program):

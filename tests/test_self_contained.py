@@ -3,7 +3,6 @@ network that reaches only the TOM (every other request is aborted, and counted),
 Bootstrap, work (navbar dropdowns, Alpine widgets, htmx, plots, Aladin Lite, JS9) and break no
 rule of the Content-Security-Policy every response carries."""
 import io
-import os
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,7 +18,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from PIL import Image
 
-from tests.browser import ARTIFACTS, browser_page, log_in
+from tests.browser import ARTIFACTS, log_in
 from tests.conftest import REPO, make_record, make_target
 
 PASSWORD = 'self-contained-password'
@@ -33,33 +32,28 @@ document.addEventListener('securitypolicyviolation',
 
 
 @pytest.fixture
-def tour(live_server):
+def tour(live_server, page):
     """A logged-in page on which a request to any host but the TOM's is aborted and noted in
     `page.left`, the browser's CSP violations are noted in `window.cspViolations`, and each
     page's policy header in `page.policies`."""
-    os.environ['DJANGO_ALLOW_ASYNC_UNSAFE'] = 'true'  # Playwright's loop runs in this thread
-    try:
-        with browser_page(live_server.url) as page:
-            page.left, page.policies = [], set()
+    page.left, page.policies = [], set()
 
-            def only_the_tom(route):
-                if urlsplit(route.request.url).hostname not in ('localhost', '127.0.0.1'):
-                    page.left.append(route.request.url)
-                    return route.abort()
-                return route.continue_()
+    def only_the_tom(route):
+        if urlsplit(route.request.url).hostname not in ('localhost', '127.0.0.1'):
+            page.left.append(route.request.url)
+            return route.abort()
+        return route.continue_()
 
-            def policy(response):
-                if response.request.resource_type == 'document':
-                    page.policies.add(response.headers.get('content-security-policy'))
+    def policy(response):
+        if response.request.resource_type == 'document':
+            page.policies.add(response.headers.get('content-security-policy'))
 
-            page.route('**/*', only_the_tom)
-            page.on('response', policy)
-            page.add_init_script(CSP_LISTENER)
-            User.objects.create_user('pi', password=PASSWORD, is_staff=True, is_superuser=True)
-            log_in(page, live_server.url, 'pi', PASSWORD)
-            yield page
-    finally:
-        os.environ.pop('DJANGO_ALLOW_ASYNC_UNSAFE', None)
+    page.route('**/*', only_the_tom)
+    page.on('response', policy)
+    page.add_init_script(CSP_LISTENER)
+    User.objects.create_user('pi', password=PASSWORD, is_staff=True, is_superuser=True)
+    log_in(page, live_server.url, 'pi', PASSWORD)
+    return page
 
 
 def visit(page, url):

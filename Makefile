@@ -5,6 +5,8 @@ VENV := .venv
 UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 SUPERCRONIC_VERSION := v0.2.48
+# The image's restic is Debian trixie's, 0.18.0: the tests use the same release.
+RESTIC_VERSION := v0.18.0
 
 .PHONY: venv assets lint check test run serve kubernetes
 
@@ -22,6 +24,10 @@ $(VENV)/.synced: uv.lock pyproject.toml
 $(VENV)/bin/supercronic: | $(VENV)/.synced
 	GOBIN=$(abspath $(VENV)/bin) CGO_ENABLED=0 go install -ldflags "-X main.Version=$(SUPERCRONIC_VERSION)" \
 		github.com/aptible/supercronic@$(SUPERCRONIC_VERSION)
+
+# restic, which keeps the backups, built from its Go module (about 3 minutes once).
+$(VENV)/bin/restic: | $(VENV)/.synced
+	GOBIN=$(abspath $(VENV)/bin) CGO_ENABLED=0 go install github.com/restic/restic/cmd/restic@$(RESTIC_VERSION)
 
 # etcd, the Kubernetes control plane, kubectl, Helm and kwok for the chart's tests, built from
 # the Go module proxy into the user's cache folder (about 10 minutes once, then a second).
@@ -45,20 +51,21 @@ lint: venv
 # The quick tier, for people changing the code: the linters and every test that needs neither
 # Docker, Chromium, PostgreSQL nor the control plane. About five minutes on 2 cores, nearly all
 # of it CPU: the jobs, the cron program and the tasks run as real processes, ~300 Django starts.
-QUICK := not docker and not browser and not postgres and not kubernetes
-check: lint assets $(VENV)/bin/supercronic
+QUICK := not docker and not browser and not postgres and not kubernetes and not backups
+check: lint assets $(VENV)/bin/supercronic $(VENV)/bin/restic
 	$(VENV)/bin/pytest -n auto --dist loadfile -m "$(QUICK)" $(PYTEST_ARGS)
 
 # The whole suite on SQLite, then the database-facing part again on a real PostgreSQL.
 # Tests of one file share a worker: the container tests share one stack.
 POSTGRES_TESTS := tests/test_save_data.py tests/test_save_data_sync.py tests/test_object_storage.py tests/test_jobs_run.py tests/test_jobs_check.py tests/test_metrics.py \
-	tests/test_run_now.py tests/test_tasks.py tests/test_pause.py tests/test_notify.py tests/test_download_now.py
-test: lint assets $(VENV)/bin/supercronic kubernetes
+	tests/test_run_now.py tests/test_tasks.py tests/test_pause.py tests/test_notify.py tests/test_download_now.py \
+	tests/test_backup.py
+test: lint assets $(VENV)/bin/supercronic $(VENV)/bin/restic kubernetes
 	$(VENV)/bin/pytest -n auto --dist loadfile $(PYTEST_ARGS)
 	tests/with_postgres.sh $(VENV)/bin/pytest -n auto --dist loadfile $(POSTGRES_TESTS) $(PYTEST_ARGS)
 
 # The web server and the cron sidecar on this machine, without Docker (SQLite under ./data).
-serve: venv assets $(VENV)/bin/supercronic
+serve: venv assets $(VENV)/bin/supercronic $(VENV)/bin/restic
 	docker/run-local.sh
 
 # The TOM on this machine with the embedded SQLite database under ./data, for trying it out.

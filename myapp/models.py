@@ -234,3 +234,32 @@ class NotificationCount(models.Model):
 
     outcome = models.CharField(max_length=10, unique=True)
     total = models.BigIntegerField(default=0)
+
+
+class BackupSnapshot(models.Model):
+    """A snapshot of the TOM in its backup repository (myapp/backups), as restic lists it:
+    kept here so that the Jobs page, /metrics and `jobs check` read it without restic. Brought
+    up to date from the repository by each backup, restore, verify and `backup list`."""
+
+    class Kind(models.TextChoices):
+        SCHEDULED = 'scheduled'
+        PRE_UPGRADE = 'pre-upgrade'        # taken by the web container before it migrates
+        BEFORE_RESTORE = 'before-restore'  # what was there before `backup restore --force`
+        MANUAL = 'manual'
+
+    snapshot_id = models.CharField(max_length=64, unique=True)
+    taken_at = models.DateTimeField()
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.MANUAL)
+    size = models.BigIntegerField(default=0, help_text='bytes it holds')
+    files = models.IntegerField(default=0)
+    rows = models.BigIntegerField(default=0, help_text='database rows it holds')
+    added = models.BigIntegerField(null=True, blank=True, help_text='bytes it added to the repository')
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verified_ok = models.BooleanField(null=True, blank=True)
+    verify_detail = models.TextField(blank=True, help_text='what the last verify found')
+
+    class Meta:
+        ordering = ['-taken_at']
+
+    def __str__(self):
+        return f'snapshot {self.snapshot_id[:8]} ({self.kind})'

@@ -123,6 +123,7 @@ class JobsAPIView(APIView):
             'problems': [{'line': line.number, 'reason': reason} for line, reason in jobs_board.problems],
             'jobs': [row.as_dict() for row in jobs_board.rows],
             'tasks': task_board().as_dict(),
+            'backups': jobs_board.backup.as_dict(),
         })
 
 

@@ -14,6 +14,7 @@ from csp.constants import NONE, SELF, UNSAFE_EVAL, UNSAFE_INLINE, WASM_UNSAFE_EV
 from django.core.exceptions import ImproperlyConfigured
 from tom_common.default_settings import *  # noqa: F403 (TOM Toolkit's apps, middleware, auth)
 
+from myapp.backups.retention import parse_keep
 from myapp.jobs.timing import parse_duration
 from myapp.sidecar import health_file
 
@@ -334,6 +335,27 @@ CRONTAB_POLL_SECONDS = env_number('CRONTAB_POLL_SECONDS', env.float, 2.0)
 if CRONTAB_POLL_SECONDS <= 0:
     raise ImproperlyConfigured('CRONTAB_POLL_SECONDS must be more than 0')
 CRON_HEALTH_FILE = env.str('CRON_HEALTH_FILE', default=health_file.DEFAULT_PATH)
+
+# --- Backups (myapp/backups) ---------------------------------------------------------------
+# The restic repository snapshots go to: a folder (compose mounts ./backups at /backups, which
+# `docker compose down -v` leaves alone) or an S3-compatible bucket (s3:https://host/bucket/path).
+BACKUP_REPOSITORY = env.str('BACKUP_REPOSITORY', default=str(BASE_DIR / 'backups'))
+# The passphrase snapshots are encrypted with, kept by the operator away from this machine.
+# Without one, a passphrase is generated beside the secret key (the `secrets` volume in
+# compose) and used: backups still run, but cannot be read once that volume is gone.
+BACKUP_PASSPHRASE = env_or_file('BACKUP_PASSPHRASE')
+_key_file = env.str('SECRET_KEY_FILE', default='')
+BACKUP_GENERATED_PASSPHRASE_FILE = (Path(_key_file).parent if _key_file else DATA_DIR) / 'backup_passphrase'
+# Which snapshots pruning keeps: restic's --keep-daily/--keep-weekly/--keep-monthly.
+BACKUP_KEEP = env.str('BACKUP_KEEP', default='7 daily, 4 weekly, 12 monthly')
+try:
+    BACKUP_KEEP_RULES = parse_keep(BACKUP_KEEP)
+except ValueError as error:
+    raise ImproperlyConfigured(f'BACKUP_KEEP: {error}')
+# `jobs check` fails once the newest snapshot is older than this.
+BACKUP_MAX_AGE = env_duration('BACKUP_MAX_AGE', '26h')
+# The web container takes a snapshot before it applies migrations, and stops if it fails.
+BACKUP_BEFORE_MIGRATE = env.bool('BACKUP_BEFORE_MIGRATE', default=True)
 
 # --- The task worker (myapp/task_queue) ----------------------------------------------------
 # A task still running this long after it started is stopped and recorded failed; this many

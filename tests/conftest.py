@@ -187,6 +187,48 @@ def wait_for(what, check, seconds=60, every=0.05):
         time.sleep(every)
 
 
+def wait_for_server(url, process, seconds=60):
+    """Waits until url answers, retrying on any transient error (refused, reset, timed out: a
+    loaded machine answers late) until the deadline; fails if the process has died."""
+    import requests
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            requests.get(url, timeout=2)
+            return
+        except requests.RequestException as error:
+            if process.poll() is not None:
+                raise AssertionError(f'{url}: its server exited with status {process.returncode}')
+            if time.monotonic() > deadline:
+                raise AssertionError(f'{url} did not answer within {seconds} s: {error}')
+            time.sleep(0.2)
+
+
+def start_s3_server():
+    """moto's standalone S3 server on 127.0.0.1: (its URL, a function that stops it). Stopped
+    here should it not come up, so that no server outlives a failed set-up."""
+    port = free_port()
+    server = subprocess.Popen([tool('moto_server'), '-H', '127.0.0.1', '-p', str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop():
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+    url = f'http://127.0.0.1:{port}'
+    try:
+        wait_for_server(url, server)
+    except BaseException:
+        stop()
+        raise
+    return url, stop
+
+
 def free_port():
     """A TCP port nothing listens on now, on 127.0.0.1."""
     with socket.socket() as s:

@@ -1,7 +1,6 @@
 """Data products in an S3-compatible bucket (django-storages), against an S3 server on
 127.0.0.1 (moto's standalone server, spoken to over HTTP like any S3): save_data's guarantees
 hold there, and the web hands a logged-in user a short-lived link, an anonymous one nothing."""
-import subprocess
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -13,32 +12,22 @@ from django.contrib.auth.models import User
 from guardian.shortcuts import assign_perm
 from tom_dataproducts.models import DataProduct
 
-from tests.conftest import files_under, free_port, make_record, make_target, run_job, start_job, tool
+from tests.conftest import files_under, make_record, make_target, run_job, start_job, start_s3_server
 
 BUCKET = 'tom-data'
 CREDENTIALS = {'AWS_ACCESS_KEY_ID': 'tests', 'AWS_SECRET_ACCESS_KEY': 'tests-secret', 'AWS_S3_REGION_NAME': 'us-east-1'}
 
 
 @pytest.fixture
-def s3(tmp_path):
-    port = free_port()
-    server = subprocess.Popen([tool('moto_server'), '-H', '127.0.0.1', '-p', str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f'http://127.0.0.1:{port}'
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(url, timeout=1)
-            break
-        except requests.ConnectionError:
-            assert time.monotonic() < deadline and server.poll() is None, 'the S3 server did not start'
-            time.sleep(0.1)
-    client = boto3.client('s3', endpoint_url=url, region_name='us-east-1', aws_access_key_id='tests',
-                          aws_secret_access_key='tests-secret')
-    client.create_bucket(Bucket=BUCKET)
-    yield url, client
-    server.terminate()
-    server.wait(timeout=10)
+def s3():
+    url, stop = start_s3_server()
+    try:
+        client = boto3.client('s3', endpoint_url=url, region_name='us-east-1', aws_access_key_id='tests',
+                              aws_secret_access_key='tests-secret')
+        client.create_bucket(Bucket=BUCKET)
+        yield url, client
+    finally:
+        stop()
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ class Board:
     rows: list
     problems: list              # (CrontabLine, reason)
     timezone: str               # of the schedules
-
+    backup: object = None       # backups.status.BackupState
 
     @property
     def overdue(self):
@@ -71,7 +71,7 @@ def board(now=None):
     rows = [JobRow(state, describe(str(state.line.schedule)), next_runs(state.line.schedule, report.now),
                    state.overdue(report.now)) for state in report.jobs]
     zone = report.crontab.timezone if report.crontab else 'UTC'
-    return Board(report.load, schedule.rejection_since(report.load), rows, report.problems, zone)
+    return Board(report.load, schedule.rejection_since(report.load), rows, report.problems, zone, report.backup)
 
 
 def describe(expression):

@@ -5,6 +5,7 @@ from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from myapp.backups import status as backup_status
 from myapp.jobs import history, notify, overdue
 from myapp.task_queue import queue, results
 
@@ -58,9 +59,29 @@ class TaskQueueCollector:
         yield runs
 
 
+class BackupCollector:
+    """The newest snapshot of the TOM and the last verify (myapp/backups)."""
+
+    def collect(self):
+        state = backup_status.state(timezone.now())
+        yield GaugeMetricFamily('tom_backup_snapshots', 'Snapshots in the backup repository', value=state.count)
+        if state.newest:
+            yield GaugeMetricFamily('tom_backup_last_success_timestamp_seconds',
+                                    'When the newest snapshot was taken (Unix time)',
+                                    value=state.newest.taken_at.timestamp())
+            yield GaugeMetricFamily('tom_backup_last_size_bytes', 'Bytes the newest snapshot holds',
+                                    value=state.newest.size)
+        if state.verified:
+            yield GaugeMetricFamily('tom_backup_last_verify_timestamp_seconds', 'When a snapshot was last verified',
+                                    value=state.verified.verified_at.timestamp())
+            yield GaugeMetricFamily('tom_backup_last_verify_ok', '1 if the last verify found the snapshot as recorded',
+                                    value=1 if state.verified.verified_ok else 0)
+
+
 def exposition():
     """The metrics in Prometheus' text format."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(JobHistoryCollector())
     registry.register(TaskQueueCollector())
+    registry.register(BackupCollector())
     return generate_latest(registry)

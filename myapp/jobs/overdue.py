@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from myapp.backups import status as backup_status
 from myapp.jobs import history, pauses, schedule
 from myapp.jobs.options import check_command
 from myapp.jobs.timing import format_duration, format_local
@@ -53,6 +54,7 @@ class Report:
     problems: list               # (CrontabLine, reason) of lines that cannot be checked
     now: object
     oldest_task: object = None   # the queued task that has waited longest (DBTaskResult), or None
+    backup: object = None        # backups.status.BackupState
 
     @property
     def overdue(self):
@@ -88,7 +90,7 @@ def report(now=None, check_commands=True, record_lost=False):
     oldest_task = queue.oldest_waiting()
     load, crontab = schedule.current()
     if crontab is None:
-        return Report(None, None, [], [], now, oldest_task)
+        return Report(None, None, [], [], now, oldest_task, backup_status.state(now))
     problems = crontab.problems()
     lines = list(crontab.jobs().values())
     if check_commands:
@@ -117,7 +119,8 @@ def report(now=None, check_commands=True, record_lost=False):
         if state.due is not None:
             state.late_at = state.due + timedelta(seconds=line.spec.grace)
         states.append(state)
-    return Report(load, crontab, states, sorted(problems, key=lambda p: p[0].number), now, oldest_task)
+    backup = backup_status.state(now, lines, first_seen)
+    return Report(load, crontab, states, sorted(problems, key=lambda p: p[0].number), now, oldest_task, backup)
 
 
 def verdict(report):
@@ -129,8 +132,11 @@ def verdict(report):
         lines.append(f'OVERDUE task queue: {queue.name(task)} task {task.pk}, queued '
                      f'{format_local(task.waiting_since)}, has waited {format_duration(report.task_waited)} '
                      f'(TASKS_MAX_WAIT {format_duration(settings.TASKS_MAX_WAIT)}): no worker is taking tasks')
+    if report.backup and report.backup.too_old:
+        lines.append(report.backup.overdue_line())
     if lines:
         stuck = ', tasks waiting' if report.tasks_stuck else ''
+        stuck += ', backup too old' if report.backup and report.backup.too_old else ''
         return lines, f'{len(report.overdue)} job(s) overdue, {len(report.problems)} crontab problem(s){stuck}'
     return lines, f'ok: {len(report.jobs)} job(s) on time'
 

@@ -102,6 +102,8 @@ class Command(BaseCommand):
             self.stderr.write(f'LOST task {queue.name(row)} {row.pk}: {row.record.error}')
             sentry.report_failure(row)
         report = overdue.report(record_lost=True)
+        if report.backup.warning:
+            self.stdout.write(f'WARNING backup: {report.backup.warning}')
         if report.load is None:
             raise CommandError('no crontab has been recorded: the cron container has not started yet', returncode=1)
         alerts.record_changes(report)

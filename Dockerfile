@@ -1,7 +1,8 @@
 # One image for the TOM's web server and its cron sidecar (compose.yaml runs it as both).
 # Base images are build arguments so that a mirror, or a stand-in, can be used; the defaults
-# are the official images, patch-pinned.
-ARG PYTHON_IMAGE=python:3.12.12-slim-bookworm
+# are the official images, patch-pinned. Debian trixie: its PostgreSQL client is 17, the
+# compose file's server (pg_dump refuses a server newer than itself), and its restic 0.18.
+ARG PYTHON_IMAGE=python:3.12.12-slim-trixie
 
 # --- deps: the locked dependencies in a virtualenv; this layer is rebuilt only when the lock
 # file changes, not when the code does. uv installs exactly what uv.lock names.
@@ -51,10 +52,11 @@ ARG SUPERCRONIC_SHA256=
 ARG UID=1000
 ARG GID=1000
 
-# tzdata for TIME_ZONE and CRON_TZ. Not version-pinned: the base image's Debian release pins it.
+# tzdata for TIME_ZONE and CRON_TZ; restic, pg_dump and psql for the backups. Not
+# version-pinned: the base image's Debian release pins them.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends tzdata \
+ && apt-get install -y --no-install-recommends tzdata restic postgresql-client \
  && rm -rf /var/lib/apt/lists/*
 
 # ADD, not COPY: it downloads the URL (hadolint cannot see through the variable).
@@ -73,14 +75,15 @@ RUN arch="${TARGETARCH:-$(dpkg --print-architecture)}" \
 # secrets made on first start are kept (a volume), nothing else.
 RUN groupadd --gid "${GID}" tom \
  && useradd --uid "${UID}" --gid tom --create-home --home-dir /home/tom --shell /usr/sbin/nologin tom \
- && mkdir -p /data /run/tom-secrets \
- && chown tom:tom /data /run/tom-secrets
+ && mkdir -p /data /run/tom-secrets /backups \
+ && chown tom:tom /data /run/tom-secrets /backups
 
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     DJANGO_SETTINGS_MODULE=mytom.settings \
     DATA_DIR=/data \
-    STATIC_ROOT=/app/staticfiles
+    STATIC_ROOT=/app/staticfiles \
+    BACKUP_REPOSITORY=/backups
 WORKDIR /app
 COPY --from=deps /app/.venv /app/.venv
 COPY . /app

@@ -3,6 +3,8 @@
 # none is baked into the image or committed: SECRET_KEY for Django, a password for PostgreSQL.
 # A POSTGRES_PASSWORD from the environment (.env) replaces the kept one. PostgreSQL takes a
 # password only when it first creates its database: change it later with ALTER ROLE too.
+# Run as root (compose does), it also hands the backup folder (BACKUP_REPOSITORY, a bind mount
+# of ./backups that Docker creates as root) and the secrets to the TOM's user.
 # Usage: init-secrets.sh [DIR]   (default /run/tom-secrets)
 set -eu
 dir=${1:-/run/tom-secrets}
@@ -23,6 +25,14 @@ if [ -n "${POSTGRES_PASSWORD:-}" ]; then
 elif [ ! -s "$dir/postgres_password" ]; then
     new_secret >"$dir/postgres_password.new" && mv "$dir/postgres_password.new" "$dir/postgres_password"
     echo "init-secrets: generated a PostgreSQL password in $dir/postgres_password"
+fi
+if [ "$(id -u)" = 0 ] && id tom >/dev/null 2>&1; then
+    chown -R tom:tom "$dir"
+    backups=${BACKUP_REPOSITORY:-/backups}
+    if [ -d "$backups" ] && ! runuser -u tom -- test -w "$backups"; then
+        chown tom:tom "$backups"
+        echo "init-secrets: made $backups writable by the TOM's user (uid $(id -u tom))"
+    fi
 fi
 # The database container reads the password as its own user.
 chmod 0644 "$dir/postgres_password"

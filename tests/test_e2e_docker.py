@@ -38,6 +38,7 @@ TICK = ('*/10 * * * * * * python manage.py jobs run --name tick shell -c '
         '"open(\'/data/ticks.txt\', \'a\').write(\'tick\\n\')"\n')
 BAD_LINE = 'this is not a cron line\n'
 METRICS_TOKEN = 'e2e-metrics-token'
+BACKUP_PASSPHRASE = 'e2e backup passphrase, kept off the machine'
 
 
 def engine_available():
@@ -119,7 +120,8 @@ def stack(tmp_path_factory):
         f'DJANGO_SUPERUSER_USERNAME={ADMIN}\nDJANGO_SUPERUSER_PASSWORD={password}\n'
         'LCO_PORTAL_URL=http://lco:8080\nLCO_ARCHIVE_URL=http://lco:8080\nLCO_API_KEY=e2e-key\n'
         f'TOM_HTTP_TIMEOUT=10\nCRON_HEALTH_INTERVAL=5s\nMETRICS_TOKEN={METRICS_TOKEN}\n'
-        'ATLAS_URL=http://atlas:8081\nATLAS_API_KEY=e2e-atlas-key\n')
+        'ATLAS_URL=http://atlas:8081\nATLAS_API_KEY=e2e-atlas-key\n'
+        f'BACKUP_PASSPHRASE={BACKUP_PASSPHRASE}\n')
     env = {
         **os.environ,
         'COMPOSE_PROJECT_NAME': project,
@@ -384,6 +386,47 @@ def test_malformed_crontab_stops_a_new_cron_container(stack):
 
     assert result.returncode != 0
     assert "is not a valid crontab: bad crontab line: 'this is not a cron line'" in result.stdout + result.stderr
+
+
+def test_an_upgrade_takes_a_snapshot_before_it_migrates(stack):
+    # The database as the previous version left it: one migration of ours not yet applied.
+    stack.manage('migrate', 'myapp', '0008', '--no-input')
+    stack.compose('restart', 'web')
+    wait_for('the web container to migrate and serve again', lambda: _status(stack.url + '/health/') == 200, 300)
+
+    logs = stack.logs('web')
+    assert '1 migration(s) to apply (myapp.0009_backup_snapshots): taking a snapshot first' in logs
+    assert '(pre-upgrade) taken' in logs
+    assert 'pre-upgrade' in stack.compose('exec', '-T', 'cron', 'python3', 'manage.py', 'backup', 'list').stdout
+
+
+def test_a_stack_whose_volumes_were_deleted_is_restored_with_one_command(stack):
+    stack.save_crontab((REPO / 'crontab').read_text())
+    session = stack.login()
+    products = sorted(set(re.findall(r'href="(/data/[^"]+)"', session.get(stack.url + '/dataproducts/data/',
+                                                                           timeout=10).text)))
+    before = {link: session.get(stack.url + link, timeout=10).content for link in products}
+    targets = stack.query('from tom_targets.models import Target; print(sorted(Target.objects.values_list("name", '
+                          'flat=True)))')
+    made = stack.compose('exec', '-T', 'cron', 'python3', 'manage.py', 'backup', 'create')
+    assert 'backup: snapshot' in made.stdout, made.stdout + made.stderr
+    assert (stack.directory / 'backups' / 'config').exists()  # beside the checkout, not in a volume
+
+    # The operator's procedure (README, "Restore"), word for word.
+    stack.compose('down', '-v', '--timeout', '30')
+    stack.compose('up', '-d', '--wait', '--wait-timeout', '300', timeout=600)
+    restored = stack.compose('exec', '-T', 'cron', 'python', 'manage.py', 'backup', 'restore', 'latest')
+    stack.compose('restart', 'web', 'cron')
+    wait_for('the web container to serve again', lambda: _status(stack.url + '/health/') == 200, 300)
+
+    assert 'backup: restored snapshot' in restored.stdout, restored.stdout + restored.stderr
+    assert stack.query('from tom_targets.models import Target; print(sorted(Target.objects.values_list("name", '
+                       'flat=True)))') == targets
+    # The session made before the backup still signs its user in: the key came back with the data.
+    jobs = session.get(stack.url + '/jobs/', timeout=10)
+    assert jobs.url == stack.url + '/jobs/' and 'id="jobs"' in jobs.text
+    assert {link: session.get(stack.url + link, timeout=10).content for link in products} == before
+    assert len(before) == 2
 
 
 def test_compose_down_stops_everything_within_the_grace_period(stack):

@@ -1,4 +1,4 @@
-# Stand-in for python:*-slim-bookworm: Debian's python3 (3.11) with venv, as the official
+# Stand-in for python:*-slim-trixie: Debian's python3 (3.13) with venv, as the official
 # image has. Built only by standin-images.sh, for machines that reach no registry.
 ARG BASE
 FROM ${BASE}

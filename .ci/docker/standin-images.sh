@@ -6,14 +6,14 @@
 # proxy); it is copied at build time and never committed.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-debian=mytom-standin/debian:bookworm
-python=mytom-standin/python:3.11-bookworm
-postgres=mytom-standin/postgres:15-bookworm
+debian=mytom-standin/debian:trixie
+python=mytom-standin/python:3.13-trixie
+postgres=mytom-standin/postgres:17-trixie
 
 if ! docker image inspect "$debian" >/dev/null 2>&1; then
     rootfs=$(mktemp -d)
     mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
-    debootstrap --variant=minbase bookworm "$rootfs" "${mirror:-http://deb.debian.org/debian}" >/dev/null
+    debootstrap --variant=minbase trixie "$rootfs" "${mirror:-http://deb.debian.org/debian}" >/dev/null
     tar -C "$rootfs" -c . | docker import - "$debian" >/dev/null
     rm -rf "$rootfs"
 fi

@@ -48,7 +48,7 @@ def create(kind, note='', say=print, prune=True):
             Path(settings.MEDIA_ROOT).mkdir(parents=True, exist_ok=True)
             paths.append(str(settings.MEDIA_ROOT))
         rows = sum(tables.values())
-        tag_args = [part for tag in records.tags(kind, rows) for part in ('--tag', tag)]
+        tag_args = [part for tag in records.tags(kind, rows, len(held['media']['files'])) for part in ('--tag', tag)]
         done = restic.run('backup', '--quiet', '--host', restic.HOST, *tag_args,
                           '--exclude', str(stage / manifest.CHECKSUMS_CACHE), *paths, json_output=True)
     finally:

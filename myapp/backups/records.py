@@ -9,10 +9,12 @@ from myapp.models import BackupSnapshot
 
 KIND_TAG = 'kind='
 ROWS_TAG = 'rows='
+FILES_TAG = 'files='
 
 
-def tags(kind, rows):
-    return [f'{KIND_TAG}{kind}', f'{ROWS_TAG}{rows}']
+def tags(kind, rows, files):
+    """What `backup list` shows without opening each snapshot: its kind, database rows, data files."""
+    return [f'{KIND_TAG}{kind}', f'{ROWS_TAG}{rows}', f'{FILES_TAG}{files}']
 
 
 def _tag(snapshot, prefix, default=''):
@@ -30,7 +32,7 @@ def describe(snapshot):
         'taken_at': datetime.fromisoformat(snapshot['time']),
         'kind': _tag(snapshot, KIND_TAG, BackupSnapshot.Kind.MANUAL),
         'size': summary.get('total_bytes_processed', 0),
-        'files': summary.get('total_files_processed', 0),
+        'files': int(_tag(snapshot, FILES_TAG, '0') or 0),
         'rows': int(_tag(snapshot, ROWS_TAG, '0') or 0),
         'added': summary.get('data_added_packed'),
     }

@@ -7,6 +7,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from django.conf import settings
@@ -67,6 +68,10 @@ def environment(password=None):
     env = {**os.environ, 'RESTIC_REPOSITORY': settings.BACKUP_REPOSITORY,
            'RESTIC_PASSWORD': password if password is not None else passphrase()[0],
            'RESTIC_PROGRESS_FPS': '0.0166'}
+    if 'RESTIC_CACHE_DIR' not in env and not os.access(Path.home(), os.W_OK):
+        # A read-only home (Kubernetes pods): the cache, which spares reading the repository's
+        # index at each backup, goes to the temporary folder.
+        env['RESTIC_CACHE_DIR'] = str(Path(tempfile.gettempdir()) / 'restic-cache')
     env.pop('RESTIC_PASSWORD_FILE', None)
     env.pop('RESTIC_PASSWORD_COMMAND', None)
     # The data bucket's secret may come from a file (AWS_SECRET_ACCESS_KEY_FILE), as the settings read it.

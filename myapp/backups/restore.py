@@ -50,10 +50,11 @@ def read_manifest(snapshot):
 
 def holds_data():
     """What the TOM's database holds beyond what a fresh stack has, as a short phrase, or ''.
-    django-guardian's AnonymousUser is not data; job history, schedules and sessions are the
-    cron container's and the web server's own."""
+    django-guardian's AnonymousUser and the first admin a new stack makes (DJANGO_SUPERUSER_USERNAME)
+    are not data; job history, schedules and sessions are the cron container's and the web server's."""
     found = []
-    users = get_user_model().objects.exclude(username=getattr(settings, 'ANONYMOUS_USER_NAME', 'AnonymousUser'))
+    fresh = [getattr(settings, 'ANONYMOUS_USER_NAME', 'AnonymousUser'), os.environ.get('DJANGO_SUPERUSER_USERNAME')]
+    users = get_user_model().objects.exclude(username__in=[name for name in fresh if name])
     if users.exists():
         found.append(f'{users.count()} user(s)')
     with connection.cursor() as cursor:

@@ -74,6 +74,9 @@ def test_environment_overrides_the_defaults(clean_env):
     ({'TASKS_BACKEND': 'celery'}, "configuration error: TASKS_BACKEND must be database or immediate, not 'celery'"),
     ({'TASKS_TIMEOUT': '0'}, "configuration error: TASKS_TIMEOUT: '0' is not a duration"),
     ({'TASKS_CONCURRENCY': '0'}, 'configuration error: TASKS_CONCURRENCY must be at least 1'),
+    ({'BACKUP_KEEP': '7 days'}, "configuration error: BACKUP_KEEP: '7 days' is not a rule: write a count and one "
+                                "of last, hourly, daily, weekly, monthly, yearly"),
+    ({'BACKUP_MAX_AGE': 'daily'}, "configuration error: BACKUP_MAX_AGE: 'daily' is not a duration"),
     ({'SKY_SURVEY_URL': 'P/DSS2/color'}, "configuration error: SKY_SURVEY_URL: 'P/DSS2/color' is not an http(s) URL "
                                          "of a HiPS survey"),
 ])

@@ -128,7 +128,7 @@ def databases():
         import psycopg
 
         name = f'backup_{uuid.uuid4().hex[:10]}'
-        with psycopg.connect(base, autocommit=True) as admin:
+        with psycopg.connect(_maintenance(base), autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE {name}')
         made.append(name)
         return urlsplit(base)._replace(path=f'/{name}').geturl()
@@ -137,9 +137,14 @@ def databases():
     if made:
         import psycopg
 
-        with psycopg.connect(base, autocommit=True) as admin:
+        with psycopg.connect(_maintenance(base), autocommit=True) as admin:
             for name in made:
                 admin.execute(f'DROP DATABASE IF EXISTS {name} WITH (FORCE)')
+
+
+def _maintenance(url):
+    """The server's `postgres` database, from which databases are made and dropped."""
+    return urlsplit(url)._replace(path='/postgres').geturl()
 
 
 @pytest.fixture

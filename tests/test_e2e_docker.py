@@ -426,7 +426,7 @@ def test_a_stack_whose_volumes_were_deleted_is_restored_with_one_command(stack):
     jobs = session.get(stack.url + '/jobs/', timeout=10)
     assert jobs.url == stack.url + '/jobs/' and 'id="jobs"' in jobs.text
     assert {link: session.get(stack.url + link, timeout=10).content for link in products} == before
-    assert len(before) == 2
+    assert len(before) == 3  # the two LCO frames and the ATLAS photometry
 
 
 def test_compose_down_stops_everything_within_the_grace_period(stack):

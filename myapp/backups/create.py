@@ -6,12 +6,15 @@ import time
 from pathlib import Path
 
 from django.conf import settings
+from filelock import FileLock, Timeout
 
 from myapp.backups import database, manifest, records, restic
+from myapp.backups.restic import BackupError
 from myapp.backups.retention import restic_arguments
 from myapp.jobs.timing import format_duration
 
 SECRETS = 'secrets.json'
+LOCK_WAIT = 3 * 3600  # the crontab's timeout of a backup
 
 
 def stage_folder():
@@ -21,7 +24,20 @@ def stage_folder():
 
 
 def create(kind, note='', say=print, prune=True):
-    """Takes a snapshot and returns its id; a BackupError says what failed."""
+    """Takes a snapshot and returns its id; a BackupError says what failed. One at a time per
+    DATA_DIR (a scheduled one and a pre-upgrade one would share the stage folder)."""
+    lock = FileLock(Path(settings.DATA_DIR) / 'backup-stage.lock')
+    try:
+        lock.acquire(timeout=LOCK_WAIT)
+    except Timeout:
+        raise BackupError(f'another backup of this TOM has been running for over {format_duration(LOCK_WAIT)}')
+    try:
+        return _create(kind, note, say, prune)
+    finally:
+        lock.release()
+
+
+def _create(kind, note, say, prune):
     started = time.monotonic()
     warning = restic.unconfigured_warning()
     if warning:
@@ -67,7 +83,13 @@ def create(kind, note='', say=print, prune=True):
         line += f'; data products are in the bucket {settings.AWS_STORAGE_BUCKET_NAME}, not in the snapshot'
     say(line)
     if prune:
-        restic.run('forget', '--quiet', '--host', restic.HOST, '--prune', *restic_arguments(settings.BACKUP_KEEP_RULES))
+        pruned = restic.run('forget', '--quiet', '--host', restic.HOST, '--prune',
+                            *restic_arguments(settings.BACKUP_KEEP_RULES), check=False)
+        if pruned.returncode == restic.LOCKED:  # another backup or verify is at work: the next backup prunes
+            reason = restic.explain(pruned.returncode, pruned.stderr)
+            say(f'backup: warning: old snapshots not pruned this time: {reason}')
+        elif pruned.returncode != 0:
+            raise BackupError(restic.explain(pruned.returncode, pruned.stderr))
     found = records.refresh()
     if prune:
         say(f'backup: {len(found)} snapshot(s) kept by BACKUP_KEEP ({settings.BACKUP_KEEP})')

@@ -150,7 +150,7 @@ class Databases:
         import psycopg
 
         name = f'bench_{uuid.uuid4().hex[:8]}'
-        with psycopg.connect(self.base, autocommit=True) as admin:
+        with psycopg.connect(_maintenance(self.base), autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE {name}')
         self.made.append(name)
         return urlsplit(self.base)._replace(path=f'/{name}').geturl()
@@ -158,7 +158,7 @@ class Databases:
     def drop(self):
         import psycopg
 
-        with psycopg.connect(self.base, autocommit=True) as admin:
+        with psycopg.connect(_maintenance(self.base), autocommit=True) as admin:
             for name in self.made:
                 admin.execute(f'DROP DATABASE IF EXISTS {name} WITH (FORCE)')
 
@@ -225,6 +225,12 @@ def _tree_rss(pid):
 
 def folder_size(path):
     return sum(item.stat().st_size for item in Path(path).rglob('*') if item.is_file()) if Path(path).exists() else 0
+
+
+
+def _maintenance(url):
+    """The server's `postgres` database, from which databases are made and dropped."""
+    return urlsplit(url)._replace(path='/postgres').geturl()
 
 
 if __name__ == '__main__':

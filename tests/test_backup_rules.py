@@ -64,11 +64,16 @@ def test_a_new_deployment_counts_from_when_the_backup_job_was_first_scheduled(se
 
 
 @pytest.mark.django_db
-def test_the_passphrase_warning_stays_until_one_is_set(settings):
+def test_the_passphrase_warning_stays_until_one_is_set_wherever_backups_are_in_use(settings):
     settings.BACKUP_PASSPHRASE = ''
-    assert 'Set BACKUP_PASSPHRASE' in status.state(timezone.now()).warning
+    schedule.record_load(CRONTAB)
+    lines = list(schedule.current()[1].jobs().values())
+    assert 'Set BACKUP_PASSPHRASE' in status.state(timezone.now(), lines).warning
+    assert status.state(timezone.now(), lines[:1]).warning == ''  # no backup scheduled, none taken
+    snapshot(timezone.now(), kind='pre-upgrade')
+    assert 'Set BACKUP_PASSPHRASE' in status.state(timezone.now(), lines[:1]).warning
     settings.BACKUP_PASSPHRASE = 'kept elsewhere'
-    assert status.state(timezone.now()).warning == ''
+    assert status.state(timezone.now(), lines).warning == ''
 
 
 @pytest.mark.django_db

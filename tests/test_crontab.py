@@ -42,7 +42,7 @@ def test_the_crontab_schedules_the_jobs_a_tom_needs():
     commands = {line.spec.command for line in parse_crontab(CRONTAB).jobs().values()}
 
     assert commands == {'update_statuses', 'save_data', 'run_cadence_strategies', 'run_saved_queries',
-                        'clearsessions', 'prune_db_task_results', 'prune_job_history'}
+                        'clearsessions', 'prune_db_task_results', 'prune_job_history', 'backup'}
 
 
 def test_every_job_line_is_a_valid_schedule_and_command():

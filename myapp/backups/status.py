@@ -66,5 +66,6 @@ def state(now, lines=(), first_seen=None):
     job = backup_job(lines)
     since = newest.taken_at if newest else (first_seen or {}).get(job.name) if job else None
     verified = snapshots.exclude(verified_at=None).order_by('-verified_at').first()
-    return BackupState(newest, snapshots.count(), verified, job is not None, since, now,
-                       restic.unconfigured_warning())
+    # Said wherever backups are in use: scheduled, or taken (before an upgrade, say).
+    warning = restic.unconfigured_warning() if job or newest else ''
+    return BackupState(newest, snapshots.count(), verified, job is not None, since, now, warning)

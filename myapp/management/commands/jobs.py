@@ -102,8 +102,6 @@ class Command(BaseCommand):
             self.stderr.write(f'LOST task {queue.name(row)} {row.pk}: {row.record.error}')
             sentry.report_failure(row)
         report = overdue.report(record_lost=True)
-        if report.backup.warning:
-            self.stdout.write(f'WARNING backup: {report.backup.warning}')
         if report.load is None:
             raise CommandError('no crontab has been recorded: the cron container has not started yet', returncode=1)
         alerts.record_changes(report)
@@ -113,6 +111,8 @@ class Command(BaseCommand):
             self.stdout.write(f'PAUSED {state.name}: {pauses.describe(state.pause)}')
         for state in report.failing:
             self.stdout.write(f'FAILING {state.name}: its last {state.failures} run(s) failed')
+        if report.backup.warning:
+            self.stdout.write(f'WARNING backup: {report.backup.warning}')
         for line in lines:
             self.stderr.write(line)
         if lines:

@@ -42,8 +42,6 @@ def _create(kind, note, say, prune):
     warning = restic.unconfigured_warning()
     if warning:
         say(f'backup: warning: {warning}')
-    if restic.ensure_repository():
-        say(f'backup: created the backup repository {restic.repository_name()}')
     stage = stage_folder()
     if stage.exists():
         for leftover in stage.iterdir():
@@ -65,8 +63,15 @@ def _create(kind, note, say, prune):
             paths.append(str(settings.MEDIA_ROOT))
         rows = sum(tables.values())
         tag_args = [part for tag in records.tags(kind, rows, len(held['media']['files'])) for part in ('--tag', tag)]
-        done = restic.run('backup', '--quiet', '--host', restic.HOST, *tag_args,
-                          '--exclude', str(stage / manifest.CHECKSUMS_CACHE), *paths, json_output=True)
+        backup = ['backup', '--quiet', '--host', restic.HOST, *tag_args,
+                  '--exclude', str(stage / manifest.CHECKSUMS_CACHE), *paths]
+        done = restic.run(*backup, json_output=True, check=False)
+        if done.returncode == restic.NO_REPOSITORY:  # the first backup: each restic start costs ~0.5 s
+            restic.create_repository()
+            say(f'backup: created the backup repository {restic.repository_name()}')
+            done = restic.run(*backup, json_output=True)
+        elif done.returncode != 0:
+            raise BackupError(restic.explain(done.returncode, done.stderr))
     finally:
         for name in (SECRETS, database.SQLITE_FILE, database.POSTGRES_FILE):
             (stage / name).unlink(missing_ok=True)
@@ -74,7 +79,7 @@ def _create(kind, note, say, prune):
     summary = next(item for item in reversed(messages) if item and item.get('message_type') == 'summary')
     snapshot_id = summary['snapshot_id']
     files = len(held['media']['files'])
-    line = (f'backup: snapshot {snapshot_id[:8]} ({kind}) taken in {format_duration(time.monotonic() - started)}: '
+    line = (f'backup: snapshot {snapshot_id[:8]} ({kind}) taken in {time.monotonic() - started:.1f} s: '
             f'{len(tables)} tables ({rows} rows), {files} data product file(s), '
             f'{_size(summary.get("total_bytes_processed", 0))} in all, '
             f'{_size(summary.get("data_added_packed", summary.get("data_added", 0)))} added to '
@@ -82,18 +87,28 @@ def _create(kind, note, say, prune):
     if held['media']['storage'] == 's3':
         line += f'; data products are in the bucket {settings.AWS_STORAGE_BUCKET_NAME}, not in the snapshot'
     say(line)
-    if prune:
-        pruned = restic.run('forget', '--quiet', '--host', restic.HOST, '--prune',
-                            *restic_arguments(settings.BACKUP_KEEP_RULES), check=False)
-        if pruned.returncode == restic.LOCKED:  # another backup or verify is at work: the next backup prunes
-            reason = restic.explain(pruned.returncode, pruned.stderr)
-            say(f'backup: warning: old snapshots not pruned this time: {reason}')
-        elif pruned.returncode != 0:
-            raise BackupError(restic.explain(pruned.returncode, pruned.stderr))
-    found = records.refresh()
-    if prune:
-        say(f'backup: {len(found)} snapshot(s) kept by BACKUP_KEEP ({settings.BACKUP_KEEP})')
+    if prune and _prune(say):
+        return snapshot_id
+    records.refresh()
     return snapshot_id
+
+
+def _prune(say):
+    """Forgets the snapshots BACKUP_KEEP does not keep, and their data; every pre-upgrade one is
+    kept (an upgrade is rare, and the way back from it). Records what is kept; False if it could
+    not run because another backup or a verify holds the repository."""
+    pruned = restic.run('forget', '--quiet', '--host', restic.HOST, '--group-by', 'host', '--prune',
+                        '--keep-tag', f'{records.KIND_TAG}pre-upgrade', *restic_arguments(settings.BACKUP_KEEP_RULES),
+                        json_output=True, check=False)
+    if pruned.returncode == restic.LOCKED:  # the next backup prunes
+        say(f'backup: warning: old snapshots not pruned this time: {restic.explain(pruned.returncode, pruned.stderr)}')
+        return False
+    if pruned.returncode != 0:
+        raise BackupError(restic.explain(pruned.returncode, pruned.stderr))
+    kept = [snapshot for group in pruned.parsed or [] for snapshot in group.get('keep') or []]
+    records.sync(kept)
+    say(f'backup: {len(kept)} snapshot(s) kept by BACKUP_KEEP ({settings.BACKUP_KEEP})')
+    return True
 
 
 def _size(count):

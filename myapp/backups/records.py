@@ -38,9 +38,15 @@ def describe(snapshot):
     }
 
 
-@transaction.atomic
 def sync(snapshots):
-    """Makes BackupSnapshot what the repository lists (restic's JSON snapshots)."""
+    """Makes BackupSnapshot what the repository lists (restic's JSON snapshots). Before the
+    migration that makes their table (a pre-upgrade snapshot), the repository alone keeps them."""
+    if BackupSnapshot._meta.db_table in connection.introspection.table_names():
+        _sync(snapshots)
+
+
+@transaction.atomic
+def _sync(snapshots):
     listed = {item['snapshot_id']: item for item in map(describe, snapshots)}
     BackupSnapshot.objects.exclude(snapshot_id__in=listed).delete()
     known = set(BackupSnapshot.objects.values_list('snapshot_id', flat=True))
@@ -53,9 +59,7 @@ def sync(snapshots):
 
 
 def refresh():
-    """Brings the records up to date from the repository; returns restic's list. Before the
-    migration that makes their table (a pre-upgrade snapshot), the repository alone keeps them."""
+    """Brings the records up to date from the repository; returns restic's list."""
     found = restic.snapshots()
-    if BackupSnapshot._meta.db_table in connection.introspection.table_names():
-        sync(found)
+    sync(found)
     return found

@@ -182,7 +182,7 @@ def manage(env, *args):
 
 
 def timed(command, env=None):
-    """(wall seconds, peak resident memory of the whole process tree in bytes) of one run."""
+    """(wall seconds, peak memory of the whole process tree in bytes, as PSS) of one run."""
     if isinstance(command, tuple):
         command, env = command
     started = time.monotonic()
@@ -209,12 +209,13 @@ def _watch_memory(process, peak):
 
 
 def _tree_rss(pid):
+    """The tree's proportional set size: a page shared by a process and its fork counts once."""
     total, pending = 0, [pid]
     while pending:
         current = pending.pop()
         try:
-            for line in Path(f'/proc/{current}/status').read_text().splitlines():
-                if line.startswith('VmRSS:'):
+            for line in Path(f'/proc/{current}/smaps_rollup').read_text().splitlines():
+                if line.startswith('Pss:'):
                     total += int(line.split()[1]) * 1024
             children = Path(f'/proc/{current}/task/{current}/children').read_text().split()
         except OSError:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import REPO, tool
+from tests.conftest import REPO, start_s3_server, tool
 
 pytestmark = pytest.mark.backups
 
@@ -337,3 +337,28 @@ def test_before_migrate_takes_a_pre_upgrade_snapshot_only_when_migrations_are_du
     failing = tom.manage('backup', 'before-migrate', env={'BACKUP_PASSPHRASE': 'not the passphrase'})
     assert failing.returncode == 1
     assert 'the snapshot before migrating failed, so nothing was migrated' in failing.stderr
+
+
+def test_a_bucket_as_the_repository(first_tom, tmp_path, databases):
+    """BACKUP_REPOSITORY in an S3-compatible bucket (moto's server on 127.0.0.1, over HTTP)."""
+    import boto3
+
+    url, stop = start_s3_server()
+    try:
+        boto3.client('s3', endpoint_url=url, region_name='us-east-1', aws_access_key_id='tests',
+                     aws_secret_access_key='tests-secret').create_bucket(Bucket='tom-backups')
+        bucket = {'BACKUP_REPOSITORY': f's3:{url}/tom-backups/mytom', 'AWS_ACCESS_KEY_ID': 'tests',
+                  'AWS_SECRET_ACCESS_KEY': 'tests-secret', 'AWS_DEFAULT_REGION': 'us-east-1'}
+        tom, session = first_tom
+        tom.env.update(bucket)
+        before = tom.shell(DESCRIBE, stdin=session)
+        assert '3 data product file(s)' in tom.ok('backup', 'create').stdout
+        second = fresh_tom(tmp_path, databases)
+        second.env.update(bucket)
+        second.ok('backup', 'restore', 'latest')
+        assert second.shell(DESCRIBE, stdin=session) == before
+        assert 'as recorded' in second.ok('backup', 'verify').stdout
+    finally:
+        stop()
+    gone = second.manage('backup', 'list')
+    assert gone.returncode == 1 and 'cannot be reached (BACKUP_REPOSITORY)' in gone.stderr, gone.stderr

@@ -81,8 +81,8 @@ def _create(kind, note, say, prune):
     files = len(held['media']['files'])
     line = (f'backup: snapshot {snapshot_id[:8]} ({kind}) taken in {time.monotonic() - started:.1f} s: '
             f'{len(tables)} tables ({rows} rows), {files} data product file(s), '
-            f'{_size(summary.get("total_bytes_processed", 0))} in all, '
-            f'{_size(summary.get("data_added_packed", summary.get("data_added", 0)))} added to '
+            f'{human_size(summary.get("total_bytes_processed", 0))} in all, '
+            f'{human_size(summary.get("data_added_packed", summary.get("data_added", 0)))} added to '
             f'{restic.repository_name()}')
     if held['media']['storage'] == 's3':
         line += f'; data products are in the bucket {settings.AWS_STORAGE_BUCKET_NAME}, not in the snapshot'
@@ -111,9 +111,11 @@ def _prune(say):
     return True
 
 
-def _size(count):
-    for unit in ('bytes', 'KB', 'MB', 'GB'):
-        if count < 1000 or unit == 'GB':
-            return f'{count:.0f} {unit}' if unit == 'bytes' else f'{count:.1f} {unit}'
+def human_size(count):
+    """Bytes as people read them: `812 bytes`, `4.2 MB`, `2.0 GB` (powers of 1000)."""
+    if count < 1000:
+        return f'{count:.0f} bytes'
+    for unit in ('KB', 'MB', 'GB'):
         count /= 1000
-    return f'{count:.1f} TB'
+        if count < 1000 or unit == 'GB':
+            return f'{count:.1f} {unit}'

@@ -9,7 +9,9 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import requests
 from django.conf import settings
 
 from myapp.failures import one_line
@@ -85,9 +87,31 @@ def environment(password=None):
     return env
 
 
+_reached = set()
+
+
+def check_reachable():
+    """A bucket's server answers at all, asked once per process with a short timeout: restic
+    itself retries an unreachable server for many minutes before it gives up."""
+    repository = settings.BACKUP_REPOSITORY
+    if not repository.startswith(('s3:', 'rest:')) or repository in _reached:
+        return
+    address = repository.split(':', 1)[1]
+    if '://' not in address:
+        address = 'https://' + address
+    endpoint = '{0.scheme}://{0.netloc}/'.format(urlsplit(address))
+    try:
+        requests.head(endpoint, timeout=10)
+    except requests.RequestException as error:
+        raise BackupError(f'backup repository {repository_name()} cannot be reached (BACKUP_REPOSITORY): '
+                          f'{one_line(error)[:300]}')
+    _reached.add(repository)
+
+
 def run(*args, json_output=False, stdout=None, password=None, check=True, timeout=None):
     """Runs `restic ARGS` and returns its CompletedProcess (stdout parsed from JSON with
     json_output). stdout: a file to write restic's output to instead (e.g. `dump`)."""
+    check_reachable()
     command = [binary(), '--no-lock' if args[0] in ('dump', 'cat', 'ls') else None, *args]
     command = [part for part in command if part is not None]
     if json_output:

@@ -62,8 +62,8 @@ class Command(BaseCommand):
         for snapshot in reversed(found):
             item = records.describe(snapshot)
             rows.append((item['snapshot_id'][:8], format_local(item['taken_at']), item['kind'],
-                         create._size(item['size']), str(item['files']), str(item['rows']),
-                         create._size(item['added']) if item['added'] is not None else '-'))
+                         create.human_size(item['size']), str(item['files']), str(item['rows']),
+                         create.human_size(item['added']) if item['added'] is not None else '-'))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
             self.stdout.write('  '.join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

@@ -62,6 +62,22 @@ def atlas_settings(settings, atlas):
     return settings
 
 
+@pytest.fixture
+def databases():
+    """New, empty databases for whole TOMs of the backup tests (tests/backup_tom.py)."""
+    from tests.backup_tom import database_factory
+
+    yield from database_factory()
+
+
+@pytest.fixture
+def first_tom(tmp_path, databases):
+    """A TOM with data in it, in processes of its own, and its logged-in user's session cookie."""
+    from tests.backup_tom import filled_tom
+
+    return filled_tom(tmp_path, databases)
+
+
 def atlas_env(env, atlas):
     return {**env, 'ATLAS_API_KEY': atlas.api_key, 'ATLAS_URL': atlas.url}
 

@@ -15,6 +15,10 @@ def test_a_restore_into_a_fresh_tom_brings_back_everything_and_its_sessions(firs
     before = tom.shell(DESCRIBE, stdin=session)
     assert before['signed_in'] and before['totp_secret'] == TOTP_SECRET and len(before['products']) == 3
 
+    # As the scheduled backup runs: its own run is recorded running in the snapshot it takes.
+    tom.shell('from django.utils import timezone; from myapp.models import JobRun; JobRun.objects.create('
+              'name="backup", command="backup create --kind scheduled", host="h", pid=1, started_at=timezone.now()); '
+              'print("{}")')
     made = tom.ok('backup', 'create', '--kind', 'scheduled')
     assert 'backup: created the backup repository' in made.stdout
     assert '3 data product file(s)' in made.stdout
@@ -30,6 +34,8 @@ def test_a_restore_into_a_fresh_tom_brings_back_everything_and_its_sessions(firs
     assert second.key_file.read_text().strip() == tom.key_file.read_text().strip()
 
     after = second.shell(DESCRIBE, stdin=session)
+    backup_run = after['job_runs'].pop(0) if after['job_runs'][0][0] == 'backup' else after['job_runs'].pop()
+    assert backup_run[1].endswith('taken (recorded as succeeded by the restore of it)'), backup_run
     assert after == before
     assert second.shell(DESCRIBE, stdin='')['signed_in'] is False  # the cookie does it, not an open page
 

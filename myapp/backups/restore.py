@@ -115,6 +115,7 @@ def restore(name, force=False, say=print):
             create.create('before-restore', note=f'before restoring {short}', say=say, prune=False)
         database.load(dump_file)
         _migrate_if_behind(say)
+        _settle_the_run_that_took_it(held, short)
         restored_files = _put_files(files_from, held['media']['files'])
         if key_file and key_file.read_text().strip() != held_secrets['SECRET_KEY']:
             new = key_file.with_name(f'.{key_file.name}.restored')
@@ -151,6 +152,19 @@ def _compare_files(expected, folder, short):
         for problem in pool.map(differs, sorted(expected)):
             if problem:
                 raise BackupError(f'snapshot {short} is damaged: {problem}')
+
+
+def _settle_the_run_that_took_it(held, short):
+    """The scheduled backup that took the snapshot is recorded in it as running: it got that far,
+    so it is recorded succeeded, not taken for a lost run (a failing backup job) once restored.
+    Other runs under way then are left to the lost-runner rule."""
+    from datetime import datetime
+
+    from myapp.models import JobRun
+
+    JobRun.objects.filter(outcome=JobRun.Outcome.RUNNING, command__startswith='backup create').update(
+        outcome=JobRun.Outcome.SUCCEEDED, exit_status=0, finished_at=datetime.fromisoformat(held['created_at']),
+        summary=f'backup: snapshot {short} taken (recorded as succeeded by the restore of it)')
 
 
 def _migrate_if_behind(say):

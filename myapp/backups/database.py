@@ -21,8 +21,9 @@ def vendor():
     return connection.vendor
 
 
-def dump_name():
-    return SQLITE_FILE if vendor() == 'sqlite' else POSTGRES_FILE
+def dump_name(of_vendor=None):
+    """The file a database of that vendor (this TOM's by default) is copied to in a snapshot."""
+    return SQLITE_FILE if (of_vendor or vendor()) == 'sqlite' else POSTGRES_FILE
 
 
 def dump(folder):

@@ -109,7 +109,7 @@ def restore(name, force=False, say=print):
         key_file = check_secret_key(held_secrets)
         files_from = workspace / media_root.lstrip('/') if media_root else None
         _compare_files(held['media']['files'], files_from, short)
-        dump_file = fetched / held.get('database_file', database.dump_name())
+        dump_file = fetched / database.dump_name(held['database']['vendor'])
         if present:
             say(f'backup: the TOM holds data ({present}): taking a snapshot of it first')
             create.create('before-restore', note=f'before restoring {short}', say=say, prune=False)

@@ -38,7 +38,6 @@ class BackupState:
         return (f'OVERDUE backup: {newest}, {format_duration(self.age)} ago '
                 f'(BACKUP_MAX_AGE {format_duration(settings.BACKUP_MAX_AGE)})')
 
-
     def as_dict(self):
         def snapshot(item):
             return None if item is None else {
@@ -46,7 +45,7 @@ class BackupState:
                 'files': item.files, 'rows': item.rows,
                 'verified_at': item.verified_at and item.verified_at.isoformat(),
                 'verified_ok': item.verified_ok, 'verify_detail': item.verify_detail}
-        return {'repository': restic.repository_name(), 'snapshots': self.count, 'newest': snapshot(self.newest),
+        return {'repository': self.repository, 'snapshots': self.count, 'newest': snapshot(self.newest),
                 'last_verified': snapshot(self.verified), 'too_old': self.too_old, 'age_seconds': self.age,
                 'max_age_seconds': settings.BACKUP_MAX_AGE, 'warning': self.warning or None}
 

@@ -25,8 +25,7 @@ def verify(say=print, sample=SAMPLE):
     check = restic.run('check', '--read-data', check=False)
     if check.returncode != 0:
         raise BackupError(f'backup repository {restic.repository_name()} is damaged: {_damage(check)}')
-    records.refresh()
-    snapshot = restic.find('latest')
+    snapshot = restic.find('latest', records.refresh())
     short = snapshot['short_id']
     problems = []
     try:
@@ -59,7 +58,7 @@ def _compare_database(snapshot, held):
     workspace = Path(tempfile.mkdtemp(prefix='backup-verify-', dir=settings.DATA_DIR))
     try:
         stage = restore.stage_path(snapshot)
-        name = database.SQLITE_FILE if held['database']['vendor'] == 'sqlite' else database.POSTGRES_FILE
+        name = database.dump_name(held['database']['vendor'])
         restic.run('restore', snapshot['id'], '--target', str(workspace), '--include', f'{stage}/{name}')
         dump_file = workspace / stage.lstrip('/') / name
         if not dump_file.is_file():

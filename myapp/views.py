@@ -28,11 +28,11 @@ from myapp.charts import duration_chart
 from myapp.jobs import history, pauses, run_now, schedule
 from myapp.jobs.board import board
 from myapp.jobs.metrics import exposition
-from myapp.jobs.timing import parse_duration
 from myapp.models import JobRequest, JobRun
 from myapp.storage import local_path
 from myapp.task_queue import queue
 from myapp.task_queue.board import task_board
+from myapp.timing import parse_duration
 
 
 @login_required

@@ -11,7 +11,7 @@ from filelock import FileLock, Timeout
 from myapp.backups import database, manifest, records, restic
 from myapp.backups.restic import BackupError
 from myapp.backups.retention import restic_arguments
-from myapp.jobs.timing import format_duration
+from myapp.timing import format_duration
 
 SECRETS = 'secrets.json'
 LOCK_WAIT = 3 * 3600  # the crontab's timeout of a backup

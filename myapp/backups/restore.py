@@ -17,7 +17,7 @@ from django.db import connection
 
 from myapp.backups import create, database, manifest, records, restic
 from myapp.backups.restic import BackupError
-from myapp.jobs.timing import format_duration
+from myapp.timing import format_duration
 
 # Tables a TOM that was only migrated, and whose cron container started, already has rows in.
 HOUSEKEEPING = ('django_migrations', 'django_content_type', 'auth_permission', 'auth_group', 'django_site',

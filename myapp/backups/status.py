@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from myapp.backups import restic
-from myapp.jobs.timing import format_duration, format_local
 from myapp.models import BackupSnapshot
+from myapp.timing import format_duration, format_local
 
 
 @dataclass

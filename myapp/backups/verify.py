@@ -14,8 +14,8 @@ from django.utils import timezone
 from myapp.backups import database, manifest, records, restic, restore
 from myapp.backups.restic import BackupError
 from myapp.failures import one_line
-from myapp.jobs.timing import format_duration
 from myapp.models import BackupSnapshot
+from myapp.timing import format_duration
 
 SAMPLE = 20  # files whose content is read back and checked, picked at random each time
 

@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from myapp.jobs import history, pauses
 from myapp.jobs.overdue import JobState, describe_overdue
-from myapp.jobs.timing import format_duration, format_local
 from myapp.models import JobAlert, JobRun
+from myapp.timing import format_duration, format_local
 
 State = JobAlert.State
 OUTPUT_LINES = 10

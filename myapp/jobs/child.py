@@ -1,6 +1,6 @@
-"""The job itself, in a process forked from the runner: Django is set up already, so the
+"""The job itself, in a process forked from the runner (myapp/supervision/process.py: its own
+process group, killed with the runner): Django is set up already, so the
 job starts at once instead of paying a second start-up."""
-import ctypes
 import os
 import signal
 import sys
@@ -8,7 +8,6 @@ import traceback
 
 from myapp.jobs.locks import held_by_runner
 
-PR_SET_PDEATHSIG = 1
 # The runner's database connections, inherited by the fork. The job must neither use nor
 # close them (closing one would end the runner's session, and its advisory lock with it):
 # they are set aside here and never collected, since the child ends with os._exit.
@@ -21,9 +20,6 @@ def run_command(argv, stdout_fd, stderr_fd, runner_fds, lock):
     does not take a second time. Never returns."""
     status = 1
     try:
-        runner_pid = os.getppid()
-        os.setpgid(0, 0)  # its own process group: a timeout stops whatever the job started too
-        _die_with(runner_pid)
         for fd in runner_fds:
             os.close(fd)
         os.dup2(stdout_fd, 1)
@@ -58,18 +54,6 @@ def _execute(argv):
         print(exit.code, file=sys.stderr)
         return 1
     return 0
-
-
-def _die_with(runner_pid):
-    """Lets the kernel kill the job when its runner dies (Linux): no job outlives the runner
-    that bounds it in time and holds its lock."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (AttributeError, OSError):
-        return
-    if os.getppid() != runner_pid:  # the runner died before the request took effect
-        os._exit(1)
 
 
 def _set_aside_database_connections():

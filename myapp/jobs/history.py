@@ -1,6 +1,5 @@
 """The record of every run: started, heartbeat, finished; and what readers ask of it."""
 import os
-import socket
 from datetime import timedelta
 
 from django.db import transaction
@@ -9,19 +8,9 @@ from django.utils import timezone
 
 from myapp.database import add_one
 from myapp.models import JobRun, JobRunCount
+from myapp.supervision.liveness import LOST_AFTER, silent, this_host
 
 Outcome = JobRun.Outcome
-
-# A running run's runner writes a heartbeat this often; without one for LOST_AFTER, the
-# runner is taken for dead (killed, or its machine gone) and the run for lost.
-HEARTBEAT = timedelta(seconds=15)
-LOST_AFTER = timedelta(seconds=60)
-
-
-def this_host():
-    # In a container the host name is the container's id; compose sets HOSTNAME to it too.
-    return os.environ.get('HOSTNAME') or socket.gethostname()
-
 
 def start(spec, trigger, scheduled_for=None, lock=None):
     """Records a run starting now; lock: the name of the lock it holds (the job's name)."""
@@ -70,7 +59,7 @@ def skip(spec, trigger, reason, scheduled_for=None):
 
 def gone(run, now=None):
     """Whether a `running` run's runner has stopped its heartbeat: it is lost."""
-    return run.outcome == Outcome.RUNNING and _last_seen(run) < (now or timezone.now()) - LOST_AFTER
+    return run.outcome == Outcome.RUNNING and silent(_last_seen(run), now or timezone.now())
 
 
 def as_seen(runs, now=None):

@@ -16,10 +16,10 @@ import yaml
 from django.core.management.base import CommandError
 from django.utils.text import slugify
 
-from myapp.jobs import runner
 from myapp.jobs.catchup import MAX_WINDOW
 from myapp.jobs.crontab import parse_crontab
 from myapp.jobs.options import check_command
+from myapp.supervision.bounded import KILL_GRACE
 
 # Past the runtime's timeout and its SIGTERM-to-SIGKILL grace, a margin for start-up before
 # Kubernetes stops the Job itself.
@@ -65,7 +65,7 @@ def export(crontab_text):
             'schedule': str(line.schedule),
             'command': shlex.split(line.command),
             'startingDeadlineSeconds': _catch_up_window(line),
-            'activeDeadlineSeconds': int(line.spec.timeout + runner.KILL_GRACE + DEADLINE_MARGIN),
+            'activeDeadlineSeconds': int(line.spec.timeout + KILL_GRACE + DEADLINE_MARGIN),
         })
     # KEY=VALUE lines: supercronic gives them to every job; so do the CronJobs.
     environment = {key: value for key, value in crontab.environment.items() if key != 'CRON_TZ'}

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management import get_commands, load_command_class
 from django.core.management.base import CommandError, CommandParser
 
-from myapp.jobs.timing import parse_duration
+from myapp.timing import parse_duration
 
 # Past its grace a job is overdue; by default the grace is its timeout and this much more.
 GRACE_BEYOND_TIMEOUT = 60.0

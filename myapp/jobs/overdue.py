@@ -15,9 +15,9 @@ from django.utils import timezone
 from myapp.backups import status as backup_status
 from myapp.jobs import history, pauses, schedule
 from myapp.jobs.options import check_command
-from myapp.jobs.timing import format_duration, format_local
 from myapp.models import JobRun
 from myapp.task_queue import queue
+from myapp.timing import format_duration, format_local
 
 
 @dataclass

@@ -5,8 +5,8 @@ end ends by itself; resuming removes it."""
 from django.db.models import Q
 from django.utils import timezone
 
-from myapp.jobs.timing import format_local
 from myapp.models import JobPause
+from myapp.timing import format_local
 
 
 def _in_force(now):

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from myapp.jobs import history, schedule
 from myapp.models import JobRequest
+from myapp.supervision.liveness import this_host
 
 # `jobs run` started for a request finds it by this variable.
 REQUEST_VARIABLE = 'TOM_JOBS_REQUEST'
@@ -64,6 +65,6 @@ def take():
     for request in JobRequest.objects.filter(picked_at=None).order_by('requested_at')[:5]:
         # Compare and set: of two cron containers, one takes it.
         if JobRequest.objects.filter(pk=request.pk, picked_at=None).update(picked_at=timezone.now(),
-                                                                           host=history.this_host()):
+                                                                           host=this_host()):
             return request
     return None

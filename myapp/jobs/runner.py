@@ -8,7 +8,6 @@ import os
 import selectors
 import signal
 import sys
-import threading
 import time
 from datetime import UTC, datetime
 
@@ -17,22 +16,21 @@ from django.db import DatabaseError, connection
 from myapp.failures import one_line
 from myapp.jobs import alerts, child, history, notify, pauses, run_now, schedule
 from myapp.jobs.locks import job_lock, lock_name
-from myapp.jobs.output import Output
 from myapp.jobs.sentry import SentryReport
-from myapp.jobs.timing import format_duration, format_moment
 from myapp.models import JobRun
+from myapp.supervision import liveness, process
+from myapp.supervision.bounded import KILL_GRACE, Bounded
+from myapp.timing import format_duration, format_moment
 
 Outcome, Trigger = JobRun.Outcome, JobRun.Trigger
-KILL_GRACE = 10.0          # seconds between SIGTERM and SIGKILL for a job past its timeout
-HEARTBEAT_SECONDS = history.HEARTBEAT.total_seconds()
+HEARTBEAT_SECONDS = liveness.HEARTBEAT.total_seconds()
 # Without its lock (its database connection lost): how often the runner tries to take it
 # again, how many refusals it takes to stop the job, and how long it goes on without a
 # heartbeat before stopping it (past it, a killed job is gone before others take this run
 # for lost, LOST_AFTER after its last heartbeat).
 RETAKE_EVERY = 2.0
 RETAKE_REFUSALS = 3
-STOP_WITHOUT_LOCK = history.LOST_AFTER.total_seconds() - 2 * KILL_GRACE - HEARTBEAT_SECONDS
-TIMED_OUT_STATUS = 124
+STOP_WITHOUT_LOCK = liveness.LOST_AFTER.total_seconds() - 2 * KILL_GRACE - HEARTBEAT_SECONDS
 # How long output may still come once the job has exited (from processes it left behind).
 DRAIN_SECONDS = 2.0
 
@@ -118,15 +116,7 @@ def _alive(run):
     and, on this host, its process still there."""
     if history.gone(run):
         return False
-    if run.host != history.this_host():
-        return True
-    try:
-        os.kill(run.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
+    return run.host != liveness.this_host() or liveness.pid_alive(run.pid)
 
 
 class Say:
@@ -147,8 +137,7 @@ class Supervisor:
     def __init__(self, spec, record, line, lock, say):
         self.spec, self.record, self.line, self.lock, self.say = spec, record, line, lock, say
         self.interrupted_by = None
-        self.stopped_because = None   # why the runner stopped its job, other than its timeout
-        self.child_pid = None
+        self.child = None             # the job's Bounded process
 
     def supervise(self):
         spec, record = self.spec, self.record
@@ -159,95 +148,65 @@ class Supervisor:
         for stream in (sys.stdout, sys.stderr):
             stream.flush()  # or the child would write what is buffered here once more
             pipes[stream] = os.pipe()
-        # A process forked while another thread runs may inherit a lock that thread held,
-        # and wait on it for ever: the child is forked before anything starts a thread
-        # (Sentry's transport starts below).
-        if threading.active_count() > 1:
-            raise RuntimeError(f'jobs run would fork with threads running: {threading.enumerate()}')
-        self.child_pid = os.fork()
-        if self.child_pid == 0:
-            child.run_command(spec.argv, pipes[sys.stdout][1], pipes[sys.stderr][1],
-                              [read_end for read_end, _ in pipes.values()], self.record.lock)
+        read_ends = [read_end for read_end, _ in pipes.values()]
+        # Forked before anything starts a thread (Sentry's transport starts below).
+        pid = process.fork(lambda: child.run_command(spec.argv, pipes[sys.stdout][1], pipes[sys.stderr][1],
+                                                     read_ends, self.record.lock))
         for _, write_end in pipes.values():
             os.close(write_end)
-        output = Output({read_end: stream.buffer for stream, (read_end, _) in pipes.items()})
+        self.child = Bounded(pid, {read_end: stream.buffer for stream, (read_end, _) in pipes.items()},
+                             time.monotonic(), spec.timeout)
         sentry = SentryReport(spec, self.line)
         sentry.started()
         previous = {sig: signal.signal(sig, self._interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            status, timed_out = self._watch(output)
+            self._watch()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        return self._finish(status, timed_out, output, sentry)
+        return self._finish(sentry)
 
-    def _watch(self, output):
+    def _watch(self):
         """Passes output through until the job ends; stops it past its timeout, or when its
         lock is lost for good."""
+        job = self.child
         selector = selectors.DefaultSelector()
-        for fd in output.streams:
+        for fd in job.open:
             selector.register(fd, selectors.EVENT_READ)
-        started = time.monotonic()
-        deadline = started + self.spec.timeout
-        lock = LockKeeper(self, started)
-        next_beat = started + history.HEARTBEAT.total_seconds()
-        status = exited_at = kill_at = None
-        timed_out = False
+        lock = LockKeeper(self, job.started)
+        next_beat = job.started + HEARTBEAT_SECONDS
         while True:
             if selector.get_map():
                 for key, _ in selector.select(timeout=0.5):
-                    data = os.read(key.fd, 65536)
-                    if data:
-                        output.feed(key.fd, data)
-                    else:
+                    if not job.read(key.fd):
                         selector.unregister(key.fd)
-                        os.close(key.fd)
             else:
                 time.sleep(0.1)  # the job closed its output but may still run: its timeout holds
             now = time.monotonic()
-            if status is None:
-                status = self._reap()
-                if status is not None:
-                    exited_at = now
-            if status is not None and (not selector.get_map() or now >= exited_at + DRAIN_SECONDS):
+            if job.exit_status is None:
+                pid, wait_status = os.waitpid(job.pid, os.WNOHANG)
+                if pid:
+                    job.exited(process.exit_status(wait_status), now)
+            if job.exit_status is not None and (not job.open or now >= job.exited_at + DRAIN_SECONDS):
                 break
-            if status is None and kill_at is None and not timed_out and now >= deadline:
-                timed_out = True
-                self.say.err(f'jobs: {self.spec.name} run {self.record.pk} passed its timeout of '
-                             f'{format_duration(self.spec.timeout)}: stopping it (SIGTERM)')
-                kill_at = self._stop(now)
             if now >= next_beat:
                 next_beat = now + lock.beat(now)
-            if status is None and kill_at is None and self.stopped_because:
-                self.say.err(f'jobs: {self.spec.name} run {self.record.pk}: {self.stopped_because}: '
-                             'stopping it (SIGTERM)')
-                kill_at = self._stop(now)
-            if status is None and kill_at is not None and now >= kill_at:
-                self._signal(signal.SIGKILL)
-                kill_at = float('inf')
-        for fd in list(selector.get_map()):
-            selector.unregister(fd)
-            os.close(fd)
-        output.close()
-        return status, timed_out
+            stopping = job.bound(now)
+            if stopping == 'timeout':
+                self.say.err(f'jobs: {self.spec.name} run {self.record.pk} passed its timeout of '
+                             f'{format_duration(self.spec.timeout)}: stopping it (SIGTERM)')
+            elif stopping:
+                self.say.err(f'jobs: {self.spec.name} run {self.record.pk}: {stopping}: stopping it (SIGTERM)')
+        selector.close()
+        job.close()
 
-    def _stop(self, now):
-        """SIGTERM to the job; returns when to kill it."""
-        self._signal(signal.SIGTERM)
-        return now + KILL_GRACE
-
-    def _finish(self, status, timed_out, output, sentry):
-        spec, record = self.spec, self.record
-        if timed_out:
-            outcome, status = Outcome.TIMED_OUT, TIMED_OUT_STATUS
-        elif status == 0:
-            outcome = Outcome.SUCCEEDED
-        else:
-            outcome = Outcome.FAILED
+    def _finish(self, sentry):
+        spec, record, job = self.spec, self.record, self.child
+        outcome, status, output = job.outcome, job.status, job.output
         summary = output.summary
-        stopped_because = self.stopped_because or (f'interrupted by {self.interrupted_by}'
-                                                   if self.interrupted_by else None)
-        if stopped_because and not timed_out:
+        stopped_because = job.stopped_because or (f'interrupted by {self.interrupted_by}'
+                                                  if self.interrupted_by else None)
+        if stopped_because and not job.timed_out:
             summary = f'{stopped_because}' + (f'; {summary}' if summary else '')
         exit_status = status
         try:
@@ -269,24 +228,10 @@ class Supervisor:
             self.say.err(f'{ended}, exit status {status}' + (f': {summary}' if summary else ''))
         return exit_status
 
-    def _reap(self):
-        """The child's exit status once it has ended (128 + N for signal N), else None."""
-        pid, wait_status = os.waitpid(self.child_pid, os.WNOHANG)
-        if pid == 0:
-            return None
-        code = os.waitstatus_to_exitcode(wait_status)
-        return code if code >= 0 else 128 - code
-
-    def _signal(self, sig):
-        try:
-            os.killpg(self.child_pid, sig)
-        except ProcessLookupError:
-            pass
-
     def _interrupt(self, signum, frame):
         """SIGTERM or SIGINT to the runner: passed on to the job, whose end is recorded."""
         self.interrupted_by = signal.Signals(signum).name
-        self._signal(signal.SIGTERM)
+        self.child.signal(signal.SIGTERM)
 
 
 class LockKeeper:
@@ -311,15 +256,15 @@ class LockKeeper:
         name, pk = supervisor.spec.name, supervisor.record.pk
         try:
             if not history.heartbeat(supervisor.record):
-                supervisor.stopped_because = 'another run recorded this one lost and took its place'
+                supervisor.child.stop('another run recorded this one lost and took its place')
                 return HEARTBEAT_SECONDS
             self.last_beat = now
             if self.lost_at is not None:
                 if not supervisor.lock.acquire():
                     self.refusals += 1
                     if self.refusals >= RETAKE_REFUSALS:
-                        supervisor.stopped_because = (f'its lock, lost with its database connection, is held by '
-                                                      f'another process now: {supervisor.lock}')
+                        supervisor.child.stop(f'its lock, lost with its database connection, is held by '
+                                              f'another process now: {supervisor.lock}')
                     return RETAKE_EVERY
                 supervisor.say.err(f'jobs: {name} run {pk}: took its lock again, '
                                    f'{format_duration(now - self.lost_at)} after losing it')
@@ -336,7 +281,7 @@ class LockKeeper:
             return HEARTBEAT_SECONDS
         if now - self.last_beat >= STOP_WITHOUT_LOCK:
             silent = format_duration(now - self.last_beat)
-            supervisor.stopped_because = f'without its lock or a heartbeat for {silent} (database unreachable)'
+            supervisor.child.stop(f'without its lock or a heartbeat for {silent} (database unreachable)')
         return RETAKE_EVERY
 
 

@@ -6,8 +6,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from myapp.jobs.crontab import parse_crontab
-from myapp.jobs.history import this_host
 from myapp.models import CrontabLoad, ScheduledJob
+from myapp.supervision.liveness import this_host
 
 BAD_LINE = re.compile(r"bad crontab line: '(.*)'")
 

@@ -1,7 +1,7 @@
 """Catch-up at start: each job missed while no cron container ran (myapp/jobs/catchup.py
 says which) is run once, one after the other, each in a `jobs run` process of its own."""
 from myapp.jobs import catchup
-from myapp.jobs.timing import format_moment
+from myapp.timing import format_moment
 
 # `jobs run` reads the trigger and the missed tick from these.
 TRIGGER_VARIABLE, TICK_VARIABLE = 'TOM_JOBS_TRIGGER', 'TOM_JOBS_TICK'

@@ -5,23 +5,13 @@ The program is a child subreaper (Linux): a process that a job leaves behind is 
 it, not to PID 1, and reaped here, so no zombie piles up whether or not the program is
 the container's PID 1.
 """
-import ctypes
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 from django.conf import settings
 
-PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
-
-
-def _prctl(option, value):
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(option, value)
-    except (AttributeError, OSError):
-        pass  # not Linux
+from myapp.supervision import process as supervised
 
 
 class Processes:
@@ -29,7 +19,7 @@ class Processes:
         self.children = {}      # pid: (Popen, what it is, called with its exit status when it ends)
 
     def become_subreaper(self):
-        _prctl(PR_SET_CHILD_SUBREAPER, 1)  # elsewhere than on Linux orphans go to PID 1, as usual
+        supervised.become_subreaper()  # elsewhere than on Linux orphans go to PID 1, as usual
 
     def start(self, argv, what, on_exit=None, env=None, drop_env=(), stop_with_program=False, **popen):
         """Starts argv as a child in a process group of its own (as supercronic starts its
@@ -37,9 +27,7 @@ class Processes:
         and env, less the variables in drop_env. stop_with_program: the child gets SIGTERM
         should the program die without stopping it (killed, say)."""
         environment = {key: value for key, value in {**os.environ, **(env or {})}.items() if key not in drop_env}
-        # preexec_fn runs in the forked child before exec: safe here, as the program starts no thread.
-        preexec = (lambda: _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)) if stop_with_program else None
-        process = subprocess.Popen(argv, env=environment, process_group=0, preexec_fn=preexec, **popen)
+        process = supervised.spawn(argv, environment, stop_with_parent=stop_with_program, **popen)
         self.children[process.pid] = (process, what, on_exit)
         return process
 

@@ -7,35 +7,28 @@ import os
 import secrets
 import signal
 import sys
-from dataclasses import dataclass
 from subprocess import DEVNULL, PIPE, STDOUT
 
 from django.conf import settings
 from django_tasks import ResultStatus
 from django_tasks.backends.database.models import DBTaskResult
 
-from myapp.jobs.history import HEARTBEAT, this_host
-from myapp.jobs.output import Output
-from myapp.jobs.runner import KILL_GRACE
-from myapp.jobs.timing import format_duration
+from myapp.supervision import liveness
+from myapp.supervision.bounded import Bounded
 from myapp.task_queue import queue, results
+from myapp.timing import format_duration
 
 POLL_SECONDS = 1.0
 LOST_CHECK_SECONDS = 30.0
 Outcome = results.Outcome
 
 
-@dataclass
-class Running:
-    row: object                 # its DBTaskResult
-    process: object
-    output: Output
-    started: float              # monotonic
-    exit_status: int = None
-    stopped_because: str = ''   # why the worker stopped it
-    timed_out: bool = False
-    kill_at: float = None
-    fd: int = None              # its output pipe, until read to the end
+class Running(Bounded):
+    """A task's process: row, its DBTaskResult; its pipe read at each tick."""
+
+    def __init__(self, row, process, pipes, started, timeout):
+        super().__init__(process.pid, pipes, started, timeout)
+        self.row, self.process = row, process
 
 
 class TaskWorker:
@@ -45,7 +38,7 @@ class TaskWorker:
         self.processes, self.say = processes, say
         self.concurrency = concurrency or settings.TASKS_CONCURRENCY
         self.timeout = timeout or settings.TASKS_TIMEOUT
-        self.host = this_host()
+        self.host = liveness.this_host()
         # Which program took a task: a program started again (same host, maybe the same pid
         # in a new container) knows the tasks of the one before are lost.
         self.worker = f'{self.host}:{os.getpid()}:{secrets.token_hex(4)}'
@@ -55,18 +48,19 @@ class TaskWorker:
 
     def tick(self, now):
         for task in list(self.running.values()):
-            self._read(task)
+            task.read_available()
             if task.exit_status is not None:
                 self._finish(task, now)
-            else:
-                self._bound(task, now)
+            elif task.bound(now):
+                self.say.err(f'tasks: {queue.name(task.row)} task {task.row.pk} {self._why_stopped(task)}: '
+                             'stopping it (SIGTERM)')
         if now >= self.next_lost_check:
             self.next_lost_check = now + LOST_CHECK_SECONDS
             for row in results.mark_lost(self.worker, os.getpid()):
                 self.say.err(f'tasks: {queue.name(row)} task {row.pk} {row.record.error}')
                 self._report(row)
         if self.running and now >= self.next_beat:
-            self.next_beat = now + HEARTBEAT.total_seconds()
+            self.next_beat = now + liveness.HEARTBEAT.total_seconds()
             results.heartbeat(self.worker, list(self.running))
         if not self.stopping and now >= self.next_poll:
             self.next_poll = now + POLL_SECONDS
@@ -82,57 +76,28 @@ class TaskWorker:
             on_exit=lambda status, pk=row.pk: self._exited(pk, status), stop_with_program=True,
             env={'PYTHONUNBUFFERED': '1'},  # its lines in the log as they come, and kept if it is killed
             stdin=DEVNULL, stdout=PIPE, stderr=STDOUT)
-        os.set_blocking(process.stdout.fileno(), False)
-        task = Running(row, process, Output({process.stdout.fileno(): sys.stdout.buffer}), now,
-                       fd=process.stdout.fileno())
-        self.running[row.pk] = task
+        fd = os.dup(process.stdout.fileno())  # the task's Bounded closes it; Popen's own copy goes now
+        process.stdout.close()
+        os.set_blocking(fd, False)
+        self.running[row.pk] = Running(row, process, {fd: sys.stdout.buffer}, now, self.timeout)
         queue.started(row, process.pid)
         self.say.out(f'tasks: {queue.name(row)} task {row.pk} started on host {self.host}, pid {process.pid}, '
                      f'timeout {format_duration(self.timeout)}: {row.task_path}({queue.arguments(row)})')
 
     def _exited(self, pk, status):
         if pk in self.running:
-            self.running[pk].exit_status = status
-
-    def _read(self, task):
-        """Passes on what the task has written since the last tick, and keeps its tail."""
-        while task.fd is not None:
-            try:
-                data = os.read(task.fd, 65536)
-            except BlockingIOError:
-                return
-            if not data:
-                task.process.stdout.close()
-                task.fd = None
-                return
-            task.output.feed(task.fd, data)
-
-    def _bound(self, task, now):
-        if task.kill_at is None and now >= task.started + self.timeout:
-            task.timed_out = True
-            task.stopped_because = f'timed out after {format_duration(self.timeout)} (TASKS_TIMEOUT)'
-        if task.stopped_because and task.kill_at is None:
-            self.say.err(f'tasks: {queue.name(task.row)} task {task.row.pk} {task.stopped_because}: '
-                         'stopping it (SIGTERM)')
-            self._signal(task, signal.SIGTERM)
-            task.kill_at = now + KILL_GRACE
-        elif task.kill_at is not None and now >= task.kill_at:
-            self._signal(task, signal.SIGKILL)
-            task.kill_at = float('inf')
+            self.running[pk].exited(status, None)
 
     def _finish(self, task, now):
         """Records the end of a task whose process has ended (its output read to the end, or
         what its leftovers hold of the pipe given up)."""
-        self._read(task)
-        if task.fd is not None:
-            task.process.stdout.close()
-            task.fd = None
-        task.output.close()
+        task.read_available()
+        task.close()
         row = DBTaskResult.objects.get(pk=task.row.pk)
         duration = now - task.started
-        if task.stopped_because and row.status == ResultStatus.RUNNING:
+        if (task.timed_out or task.stopped_because) and row.status == ResultStatus.RUNNING:
             outcome = Outcome.TIMED_OUT if task.timed_out else Outcome.FAILED
-            error = task.stopped_because
+            error = self._why_stopped(task)
         else:  # it ended by itself, or in the moment before it was stopped
             outcome, error = results.outcome_of(row, task.exit_status, task.output.tail)
         results.finish(row.pk, outcome, error, task.output.tail, duration)
@@ -148,19 +113,17 @@ class TaskWorker:
         if settings.SENTRY_DSN:
             self.processes.start_manage(['tasks', 'report', str(row.pk)], f'Sentry report of task {row.pk}')
 
-    def _signal(self, task, sig):
-        try:
-            os.killpg(task.process.pid, sig)
-        except ProcessLookupError:
-            pass
+    def _why_stopped(self, task):
+        if task.timed_out:
+            return f'timed out after {format_duration(self.timeout)} (TASKS_TIMEOUT)'
+        return task.stopped_because
 
     def stop(self, signum):
         """No new task; those running are stopped, their end recorded as failed."""
         self.stopping = True
         name = signal.Signals(signum).name
         for task in self.running.values():
-            if not task.stopped_because:
-                task.stopped_because = f'stopped: its worker was stopped ({name})'
+            task.stop(f'stopped: its worker was stopped ({name})')
 
     @property
     def busy(self):

@@ -1,15 +1,13 @@
 """How each task ended, in the TOM's words (succeeded, failed, timed out, lost), beside
 django-tasks' own status: recorded once, counted, and found lost when its worker died."""
-import os
-
 from django.db import transaction
 from django.utils import timezone
 from django_tasks import ResultStatus
 from django_tasks.backends.database.models import DBTaskResult
 
 from myapp.database import add_one
-from myapp.jobs.history import LOST_AFTER, this_host
 from myapp.models import TaskRecord, TaskRunCount
+from myapp.supervision import liveness
 
 Outcome = TaskRecord.Outcome
 
@@ -71,15 +69,16 @@ def heartbeat(worker, row_ids):
 
 def mark_lost(worker=None, pid=None):
     """Records as lost (failed, "worker lost") the running tasks whose worker is gone: not
-    heard from for LOST_AFTER, or, seen by worker, a worker of this host that is not alive
-    (a cron container killed and started again). Returns the rows recorded lost."""
+    heard from for LOST_AFTER (myapp/supervision/liveness.py), or, seen by worker, a worker of
+    this host that is not alive (a cron container killed and started again). Returns the rows recorded lost."""
     now = timezone.now()
     running = TaskRecord.objects.filter(outcome='', result__status=ResultStatus.RUNNING).select_related('result')
     lost = []
     for record in running:
         if record.worker == worker:
             continue
-        if silent(record, now) or (worker and record.host == this_host() and not _alive_here(record.worker, pid)):
+        here = record.host == liveness.this_host()
+        if silent(record, now) or (worker and here and not _alive_here(record.worker, pid)):
             heard = (f'last heard from at {timezone.localtime(record.heartbeat_at):%Y-%m-%d %H:%M:%S %Z}'
                      if record.heartbeat_at else 'never heard from')
             error = f'worker lost: its worker {record.worker} on host {record.host} stopped ({heard})'
@@ -91,7 +90,7 @@ def mark_lost(worker=None, pid=None):
 
 def silent(record, now):
     """Whether the worker of a running task has not been heard from for LOST_AFTER."""
-    return record.heartbeat_at is None or record.heartbeat_at < now - LOST_AFTER
+    return liveness.silent(record.heartbeat_at, now)
 
 
 def _alive_here(worker, own_pid):
@@ -101,15 +100,7 @@ def _alive_here(worker, own_pid):
         pid = int(worker.split(':')[1])
     except (IndexError, ValueError):
         return True
-    if pid == own_pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
+    return pid != own_pid and liveness.pid_alive(pid)
 
 
 def counts():

@@ -16,8 +16,8 @@ from django.db.migrations.executor import MigrationExecutor
 
 from myapp.backups import create, records, restic, restore, verify
 from myapp.backups.restic import BackupError
-from myapp.jobs.timing import format_local
 from myapp.models import BackupSnapshot
+from myapp.timing import format_local
 
 
 class Command(BaseCommand):

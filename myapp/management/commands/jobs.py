@@ -23,11 +23,11 @@ from django.utils import timezone
 
 from myapp.jobs import alerts, kubernetes, notify, overdue, pauses, run_now, runner, schedule
 from myapp.jobs.options import add_run_arguments, check_command, spec_from_options
-from myapp.jobs.timing import format_local, parse_duration
 from myapp.models import JobRun
 from myapp.sidecar.catch_up import TICK_VARIABLE, TRIGGER_VARIABLE
 from myapp.sidecar.program import Program
 from myapp.task_queue import queue, results, sentry
+from myapp.timing import format_local, parse_duration
 
 # What the cron container's program starts `jobs run` for, by TRIGGER_VARIABLE.
 TRIGGERS = {'schedule': JobRun.Trigger.SCHEDULE, 'catch-up': JobRun.Trigger.CATCH_UP}

@@ -26,9 +26,9 @@ from tom_targets.permissions import targets_for_user
 from myapp import target_tab
 from myapp.charts import duration_chart
 from myapp.jobs import history, pauses, run_now, schedule
-from myapp.jobs.board import board
-from myapp.jobs.metrics import exposition
 from myapp.models import JobRequest, JobRun
+from myapp.overview.board import board
+from myapp.overview.metrics import exposition
 from myapp.storage import local_path
 from myapp.task_queue import queue
 from myapp.task_queue.board import task_board

@@ -10,8 +10,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from myapp.backups import records, status
 from myapp.backups.retention import parse_keep, restic_arguments
-from myapp.jobs import overdue, schedule
+from myapp.jobs import schedule
 from myapp.models import BackupSnapshot
+from myapp.overview import report as overview
 
 CRONTAB = ('5 * * * * python manage.py jobs run save_data\n'
            '47 2 * * * python manage.py jobs run --name backup --timeout 3h backup create --kind scheduled\n')
@@ -53,11 +54,11 @@ def test_the_newest_snapshot_is_too_old_past_backup_max_age_only_while_backups_a
 def test_a_new_deployment_counts_from_when_the_backup_job_was_first_scheduled(settings):
     settings.BACKUP_MAX_AGE = 26 * 3600
     schedule.record_load(CRONTAB)
-    report = overdue.report(check_commands=False)
+    report = overview.report(check_commands=False)
     assert report.backup.newest is None and not report.backup.too_old
 
-    late = overdue.report(now=timezone.now() + timedelta(hours=27), check_commands=False)
-    lines, verdict = overdue.verdict(late)
+    late = overview.report(now=timezone.now() + timedelta(hours=27), check_commands=False)
+    lines, verdict = overview.verdict(late)
     assert late.backup.too_old
     assert any(line.startswith('OVERDUE backup: no snapshot since the backup job was scheduled at ') for line in lines)
     assert verdict.endswith(', backup too old')

@@ -2,21 +2,18 @@
 
 healthchecks.io's rule for cron checks: a job is overdue once the first scheduled time
 after its last successful start, plus its grace, has passed. A job that never succeeded
-counts from when a loaded crontab first had it, so a new deployment starts green. The queue
-of tasks is overdue when its oldest task has waited past TASKS_MAX_WAIT.
+counts from when a loaded crontab first had it, so a new deployment starts green.
+myapp/overview/report.py adds the task queue and the backups to make `jobs check`'s verdict.
 """
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from myapp.backups import status as backup_status
 from myapp.jobs import history, pauses, schedule
 from myapp.jobs.options import check_command
 from myapp.models import JobRun
-from myapp.task_queue import queue
 from myapp.timing import format_duration, format_local
 
 
@@ -53,8 +50,6 @@ class Report:
     jobs: list                   # JobState of each job line
     problems: list               # (CrontabLine, reason) of lines that cannot be checked
     now: object
-    oldest_task: object = None   # the queued task that has waited longest (DBTaskResult), or None
-    backup: object = None        # backups.status.BackupState
 
     @property
     def overdue(self):
@@ -68,18 +63,6 @@ class Report:
     def failing(self):
         return [state for state in self.jobs if state.failing and not state.pause]
 
-    @property
-    def task_waited(self):
-        """Seconds the oldest queued task has waited, or None."""
-        if self.oldest_task is None:
-            return None
-        return (self.now - self.oldest_task.waiting_since).total_seconds()
-
-    @property
-    def tasks_stuck(self):
-        """Whether the oldest queued task has waited past TASKS_MAX_WAIT: no worker takes tasks."""
-        return self.task_waited is not None and self.task_waited > settings.TASKS_MAX_WAIT
-
 
 def report(now=None, check_commands=True, record_lost=False):
     """The state of every job of the running crontab. record_lost: record as lost the runs
@@ -87,10 +70,9 @@ def report(now=None, check_commands=True, record_lost=False):
     now = now or timezone.now()
     if record_lost:
         history.mark_lost()
-    oldest_task = queue.oldest_waiting()
     load, crontab = schedule.current()
     if crontab is None:
-        return Report(None, None, [], [], now, oldest_task, backup_status.state(now))
+        return Report(None, None, [], [], now)
     problems = crontab.problems()
     lines = list(crontab.jobs().values())
     if check_commands:
@@ -119,26 +101,7 @@ def report(now=None, check_commands=True, record_lost=False):
         if state.due is not None:
             state.late_at = state.due + timedelta(seconds=line.spec.grace)
         states.append(state)
-    backup = backup_status.state(now, lines, first_seen)
-    return Report(load, crontab, states, sorted(problems, key=lambda p: p[0].number), now, oldest_task, backup)
-
-
-def verdict(report):
-    """`jobs check`'s verdict: (a line per overdue job and crontab problem, the last line)."""
-    lines = [f'PROBLEM crontab line {line.number}: {reason}' for line, reason in report.problems]
-    lines += [describe_overdue(state, report.now) for state in report.overdue]
-    if report.tasks_stuck:
-        task = report.oldest_task
-        lines.append(f'OVERDUE task queue: {queue.name(task)} task {task.pk}, queued '
-                     f'{format_local(task.waiting_since)}, has waited {format_duration(report.task_waited)} '
-                     f'(TASKS_MAX_WAIT {format_duration(settings.TASKS_MAX_WAIT)}): no worker is taking tasks')
-    if report.backup and report.backup.too_old:
-        lines.append(report.backup.overdue_line())
-    if lines:
-        stuck = ', tasks waiting' if report.tasks_stuck else ''
-        stuck += ', backup too old' if report.backup and report.backup.too_old else ''
-        return lines, f'{len(report.overdue)} job(s) overdue, {len(report.problems)} crontab problem(s){stuck}'
-    return lines, f'ok: {len(report.jobs)} job(s) on time'
+    return Report(load, crontab, states, sorted(problems, key=lambda p: p[0].number), now)
 
 
 def describe_overdue(state, now):

@@ -9,7 +9,8 @@ import time
 from django.db import DatabaseError, connection
 
 from myapp.failures import one_line
-from myapp.jobs import alerts, notify, overdue
+from myapp.jobs import alerts, notify
+from myapp.overview import report as overview
 from myapp.sidecar import health_file
 
 
@@ -34,8 +35,8 @@ class Health:
         if (now >= self.next_check or edited) and self.crontab.recorded:
             self.next_check, self.checked_loads = now + health_file.CHECK, self.crontab.loads
             try:
-                report = overdue.report(record_lost=True)
-                self.lines, self.verdict = overdue.verdict(report)
+                report = overview.report(record_lost=True)
+                self.lines, self.verdict = overview.verdict(report)
                 self.checked_at, self.error = time.time(), ''
                 alerts.record_changes(report)
                 self._notify()

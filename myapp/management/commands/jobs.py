@@ -24,6 +24,7 @@ from django.utils import timezone
 from myapp.jobs import alerts, kubernetes, notify, overdue, pauses, run_now, runner, schedule
 from myapp.jobs.options import add_run_arguments, check_command, spec_from_options
 from myapp.models import JobRun
+from myapp.overview import report as overview
 from myapp.sidecar.catch_up import TICK_VARIABLE, TRIGGER_VARIABLE
 from myapp.sidecar.program import Program
 from myapp.task_queue import queue, results, sentry
@@ -101,12 +102,12 @@ class Command(BaseCommand):
         for row in results.mark_lost():  # tasks whose worker stopped being heard from
             self.stderr.write(f'LOST task {queue.name(row)} {row.pk}: {row.record.error}')
             sentry.report_failure(row)
-        report = overdue.report(record_lost=True)
+        report = overview.report(record_lost=True)
         if report.load is None:
             raise CommandError('no crontab has been recorded: the cron container has not started yet', returncode=1)
         alerts.record_changes(report)
         notify.send_due(runner.Say())  # a channel down is a line here, never this check's failure
-        lines, verdict = overdue.verdict(report)
+        lines, verdict = overview.verdict(report)
         for state in report.paused:
             self.stdout.write(f'PAUSED {state.name}: {pauses.describe(state.pause)}')
         for state in report.failing:

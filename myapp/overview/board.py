@@ -5,8 +5,9 @@ from dataclasses import dataclass
 from cron_descriptor import ExpressionDescriptor, FormatException, Options
 from django.utils import timezone
 
-from myapp.jobs import overdue, pauses, schedule
+from myapp.jobs import pauses, schedule
 from myapp.jobs.crontab import SHORTHANDS
+from myapp.overview import report as overview
 
 NEXT_RUNS = 3
 
@@ -67,7 +68,7 @@ class Board:
 
 
 def board(now=None):
-    report = overdue.report(now=now, check_commands=False)
+    report = overview.report(now=now, check_commands=False)
     rows = [JobRow(state, describe(str(state.line.schedule)), next_runs(state.line.schedule, report.now),
                    state.overdue(report.now)) for state in report.jobs]
     zone = report.crontab.timezone if report.crontab else 'UTC'

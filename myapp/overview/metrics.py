@@ -6,7 +6,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from myapp.backups import status as backup_status
-from myapp.jobs import history, notify, overdue
+from myapp.jobs import history, notify
+from myapp.overview import report as overview
 from myapp.task_queue import queue, results
 
 PREFIX = 'tom_job'
@@ -15,7 +16,7 @@ TASK_PREFIX = 'tom_task'
 
 class JobHistoryCollector:
     def collect(self):
-        report = overdue.report(check_commands=False)
+        report = overview.report(check_commands=False)
         last_success = GaugeMetricFamily(f'{PREFIX}_last_success_timestamp_seconds',
                                          'Start of the last successful run (Unix time)', labels=['job'])
         last_run = GaugeMetricFamily(f'{PREFIX}_last_run_timestamp_seconds',

@@ -194,15 +194,6 @@ class JobPause(models.Model):
     resumed_at = models.DateTimeField(null=True, blank=True)
     resumed_by = models.CharField(max_length=150, blank=True)
 
-    @property
-    def ended_at(self):
-        """When the pause ended (resumed, or its end passed), or None while it holds."""
-        from django.utils import timezone
-
-        if self.resumed_at:
-            return self.resumed_at
-        return self.until if self.until and self.until <= timezone.now() else None
-
     def __str__(self):
         return f'{self.name} paused by {self.paused_by}'
 

@@ -15,8 +15,8 @@ from django.core.exceptions import ImproperlyConfigured
 from tom_common.default_settings import *  # noqa: F403 (TOM Toolkit's apps, middleware, auth)
 
 from myapp.backups.retention import parse_keep
-from myapp.timing import parse_duration
 from myapp.sidecar import health_file
+from myapp.timing import parse_duration
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

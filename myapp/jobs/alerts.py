@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from myapp.jobs import history, pauses
-from myapp.jobs.overdue import JobState, describe_overdue
+from myapp.jobs.overdue import Job, describe_overdue
 from myapp.models import JobAlert, JobRun
 from myapp.timing import format_duration, format_local
 
@@ -31,9 +31,8 @@ def record_changes(report):
     """Records each job of the report whose state has changed since it was last recorded
     (the checks: the cron program's every 30 s, `jobs check`); returns the names of those
     this process recorded."""
-    known = {alert.name: alert for alert in JobAlert.objects.filter(name__in=[job.name for job in report.jobs])}
     return [job.name for job in report.jobs
-            if not job.pause and _change(job, state_of(job, report.now), known.get(job.name), report.now)]
+            if not job.pause and _change(job, state_of(job, report.now), job.alert, report.now)]
 
 
 def after_run(spec, now=None):
@@ -43,8 +42,8 @@ def after_run(spec, now=None):
     now = now or timezone.now()
     if pauses.of(spec.name, now):
         return False
-    failures = history.failures_in_a_row({spec.name: spec.alert_after})[spec.name]
-    last = history.last_finished([spec.name]).get(spec.name)
+    found = history.latest([spec.name], now)[spec.name]
+    failures, last = min(found.failures, spec.alert_after), found.last_finished
     alert = JobAlert.objects.filter(name=spec.name).first()
     if last is not None and last.outcome == JobRun.Outcome.SUCCEEDED:
         new = State.OK
@@ -52,7 +51,7 @@ def after_run(spec, now=None):
         new = State.FAILING
     else:
         return False
-    job = JobState(SimpleNamespace(name=spec.name, spec=spec), last_finished=last, failures=failures,
+    job = Job(SimpleNamespace(name=spec.name, spec=spec), last_finished=last, failures=failures,
                    last_success=last if new == State.OK else None)
     return _change(job, new, alert, now)
 

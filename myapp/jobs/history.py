@@ -1,16 +1,20 @@
 """The record of every run: started, heartbeat, finished; and what readers ask of it."""
 import os
-from datetime import timedelta
+from copy import copy
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from myapp.database import add_one
-from myapp.models import JobRun, JobRunCount
+from myapp.models import JobRun, JobRunCount, ScheduledJob
 from myapp.supervision.liveness import LOST_AFTER, silent, this_host
 
 Outcome = JobRun.Outcome
+EPOCH = Value(datetime(1970, 1, 1, tzinfo=UTC))
 
 def start(spec, trigger, scheduled_for=None, lock=None):
     """Records a run starting now; lock: the name of the lock it holds (the job's name)."""
@@ -123,50 +127,66 @@ def ran_since(name, moment):
     ).exists()
 
 
-def last_runs(names):
-    """{name: its latest run, skipped ones aside} for the given job names, a run whose
-    runner is gone shown as lost."""
-    latest = _latest(JobRun.objects.exclude(outcome=Outcome.SKIPPED), names)
-    as_seen(latest.values())
-    return latest
-
-
-def last_finished(names):
-    """{name: its latest run that has ended (not skipped, not running)}."""
-    return _latest(JobRun.objects.exclude(outcome__in=[Outcome.SKIPPED, Outcome.RUNNING]), names)
-
-
 FAILED = {Outcome.FAILED, Outcome.TIMED_OUT, Outcome.LOST}
 
 
-def failures_in_a_row(counts):
-    """{name: how many of its latest ended runs failed in a row, looking at most counts[name]
-    runs back}. Skipped runs do not count either way; a running run counts once it is seen
-    lost (its runner gone, as `gone` says), as the Jobs page shows it."""
-    cut = timezone.now() - LOST_AFTER
+@dataclass
+class Latest:
+    """What the history says of one job, as the Jobs page and the checks read it."""
+    last_run: object = None       # its latest run, skipped ones aside, running or ended
+    last_success: object = None
+    last_finished: object = None  # its latest run that has ended (not skipped, not running)
+    failures: int = 0             # of its latest ended runs, how many failed in a row
+    first_seen: object = None     # when a loaded crontab first had it
+
+
+def latest(names, now=None):
+    """{name: Latest} for the given job names, a run whose runner is gone shown as lost.
+
+    Two queries however many jobs and runs: the job's row (ScheduledJob) annotated with the
+    ids of its latest runs, each found through the (name, -started_at) index, then those
+    runs. failures counts the runs that ended (or were lost) since its last success; a run
+    still heard from does not count either way, nor does a skipped one."""
+    now = now or timezone.now()
+    cut = now - LOST_AFTER
     heard_lately = Q(outcome=Outcome.RUNNING) & (Q(heartbeat_at__gte=cut) | Q(heartbeat_at=None, started_at__gte=cut))
+    mine = JobRun.objects.filter(name=OuterRef('name'))
+    worked_runs = mine.exclude(outcome=Outcome.SKIPPED)
+
+    def newest(runs):
+        return Subquery(runs.order_by('-started_at').values('pk')[:1])
+
+    since_success = (worked_runs.exclude(heard_lately).filter(started_at__gt=Coalesce(OuterRef('success_at'), EPOCH))
+                     .order_by().values('name').annotate(total=Count('pk')).values('total'))
+    rows = list(ScheduledJob.objects.filter(name__in=list(names))
+                .annotate(success_at=Subquery(mine.filter(outcome=Outcome.SUCCEEDED).order_by('-started_at')
+                                              .values('started_at')[:1]))
+                .annotate(run_id=newest(worked_runs),
+                          success_id=newest(mine.filter(outcome=Outcome.SUCCEEDED)),
+                          finished_id=newest(worked_runs.exclude(outcome=Outcome.RUNNING)),
+                          failures=Coalesce(Subquery(since_success), 0))
+                .values('name', 'first_seen', 'run_id', 'success_id', 'finished_id', 'failures'))
+    ids = {row[key] for row in rows for key in ('run_id', 'success_id', 'finished_id') if row[key]}
+    runs = {run.pk: run for run in JobRun.objects.filter(pk__in=ids)} if ids else {}
     found = {}
-    for name, most in counts.items():
-        outcomes = (JobRun.objects.filter(name=name).exclude(outcome=Outcome.SKIPPED).exclude(heard_lately)
-                    .order_by('-started_at').values_list('outcome', flat=True)[:most])
-        failed = FAILED | {Outcome.RUNNING}  # a running run left here has been lost
-        found[name] = next((i for i, outcome in enumerate(outcomes) if outcome not in failed), len(outcomes))
+    for row in rows:
+        # A run shown lost on one side is a separate object from the same run as last ended.
+        last_run = copy(runs.get(row['run_id']))
+        found[row['name']] = Latest(as_seen([last_run], now)[0], runs.get(row['success_id']),
+                                    runs.get(row['finished_id']), row['failures'], row['first_seen'])
+    for name in set(names) - set(found):  # a job no loaded crontab has had (run by hand)
+        found[name] = _latest_of(name, now, heard_lately)
     return found
 
 
-def last_successes(names):
-    """{name: its latest successful run} for the given job names."""
-    return _latest(JobRun.objects.filter(outcome=Outcome.SUCCEEDED), names)
-
-
-def _latest(runs, names):
-    # A crontab has a few jobs, and (name, -started_at) is indexed: one short query per job.
-    latest = {}
-    for name in names:
-        run = runs.filter(name=name).order_by('-started_at').first()
-        if run:
-            latest[name] = run
-    return latest
+def _latest_of(name, now, heard_lately):
+    runs = worked(name).order_by('-started_at')
+    success = runs.filter(outcome=Outcome.SUCCEEDED).first()
+    since = runs.exclude(heard_lately)
+    if success:
+        since = since.filter(started_at__gt=success.started_at)
+    return Latest(as_seen([runs.first()], now)[0], success, runs.exclude(outcome=Outcome.RUNNING).first(),
+                  since.count())
 
 
 def counts():

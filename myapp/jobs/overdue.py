@@ -13,12 +13,14 @@ from django.utils import timezone
 
 from myapp.jobs import history, pauses, schedule
 from myapp.jobs.options import check_command
-from myapp.models import JobRun
+from myapp.models import JobAlert, JobRun
 from myapp.timing import format_duration, format_local
 
 
 @dataclass
-class JobState:
+class Job:
+    """One job of the running schedule, everything read of it in one place: its crontab line,
+    its pause, its alert state, its latest runs, and by the overdue rule when it is due."""
     line: object                 # its CrontabLine
     last_run: object = None      # JobRun, running or ended
     last_success: object = None  # JobRun
@@ -29,6 +31,7 @@ class JobState:
     next_run: object = None
     pause: object = None         # the JobPause in force, or None
     failures: int = 0            # its latest ended runs that failed in a row (up to its --alert-after)
+    alert: object = None         # its JobAlert: ok, failing or overdue as last told (None: never told)
 
     @property
     def name(self):
@@ -47,7 +50,7 @@ class JobState:
 class Report:
     load: object                 # the CrontabLoad running, or None
     crontab: object
-    jobs: list                   # JobState of each job line
+    jobs: list                   # Job of each job line
     problems: list               # (CrontabLine, reason) of lines that cannot be checked
     now: object
 
@@ -82,18 +85,17 @@ def report(now=None, check_commands=True, record_lost=False):
             except CommandError as error:
                 problems.append((line, str(error)))
     names = [line.name for line in lines]
-    last_runs, last_successes = history.last_runs(names), history.last_successes(names)
-    last_finished = history.last_finished(names)
-    first_seen = schedule.first_seen(names)
-    in_force, latest_pauses = pauses.active(now), pauses.latest(names)
-    failures = history.failures_in_a_row({line.name: line.spec.alert_after for line in lines})
+    # A fixed number of queries, however many jobs and runs.
+    latest, latest_pauses = history.latest(names, now), pauses.latest(names)
+    alerts = {alert.name: alert for alert in JobAlert.objects.filter(name__in=names)}
     states = []
     for line in lines:
-        state = JobState(line, last_runs.get(line.name), last_successes.get(line.name),
-                         last_finished.get(line.name), first_seen.get(line.name), pause=in_force.get(line.name),
-                         failures=failures[line.name])
+        found, paused = latest[line.name], latest_pauses.get(line.name)
+        state = Job(line, found.last_run, found.last_success, found.last_finished, found.first_seen,
+                    pause=paused if paused and pauses.in_force(paused, now) else None,
+                    failures=min(found.failures, line.spec.alert_after), alert=alerts.get(line.name))
         base = state.last_success.started_at if state.last_success else state.first_seen or load.loaded_at
-        ended = latest_pauses[line.name].ended_at if line.name in latest_pauses else None
+        ended = pauses.ended_at(paused, now) if paused else None
         if ended and ended > base:
             base = ended  # a job resumed is due at its first time after the pause, not before
         state.due = line.schedule.next_after(base)

@@ -23,6 +23,18 @@ def of(name, now=None):
     return _in_force(now or timezone.now()).filter(name=name).first()
 
 
+def in_force(pause, now):
+    """Whether the pause holds at now (the rule _in_force asks the database)."""
+    return pause.resumed_at is None and (pause.until is None or pause.until > now)
+
+
+def ended_at(pause, now):
+    """When the pause ended (resumed, or its end passed by now), or None while it holds."""
+    if pause.resumed_at:
+        return pause.resumed_at
+    return pause.until if pause.until and pause.until <= now else None
+
+
 def latest(names):
     """{job name: its latest JobPause, in force or ended}."""
     return {pause.name: pause for pause in JobPause.objects.filter(name__in=names)}

@@ -11,8 +11,6 @@ from myapp.jobs import history, schedule
 from myapp.models import JobRequest
 from myapp.supervision.liveness import this_host
 
-# `jobs run` started for a request finds it by this variable.
-REQUEST_VARIABLE = 'TOM_JOBS_REQUEST'
 # A request taken but with no run this long after is shown as failed to start.
 START_WITHIN = timedelta(minutes=2)
 # A run asked for while another run of the job holds its lock waits this long for it (the

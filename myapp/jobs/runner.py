@@ -15,6 +15,7 @@ from django.db import DatabaseError, connection
 
 from myapp.failures import one_line
 from myapp.jobs import alerts, child, history, notify, pauses, run_now, schedule
+from myapp.jobs.handshake import Handshake
 from myapp.jobs.locks import job_lock, lock_name
 from myapp.jobs.sentry import SentryReport
 from myapp.models import JobRun
@@ -35,11 +36,13 @@ STOP_WITHOUT_LOCK = liveness.LOST_AFTER.total_seconds() - 2 * KILL_GRACE - HEART
 DRAIN_SECONDS = 2.0
 
 
-def run(spec, trigger=Trigger.MANUAL, tick=None, say=None, request_id=None):
-    """Runs the job spec once; returns the exit status for `jobs run`. request_id: the Run
-    now request this run serves, linked to the run (or to the skipped run) it records; such a
-    run waits up to run_now.WAIT_FOR_LOCK for a run that holds the job's lock."""
+def run(spec, handshake=None, say=None):
+    """Runs the job spec once, for the reason its starter gave (handshake); returns the exit
+    status for `jobs run`. A run serving a Run now request is linked to it (or its skipped
+    run is), and waits up to run_now.WAIT_FOR_LOCK for a run that holds the job's lock."""
     say = say or Say()
+    handshake = handshake or Handshake()
+    trigger, tick, request_id = handshake.trigger, handshake.tick, handshake.request
 
     def recorded(record):
         if request_id is not None:

@@ -1,6 +1,7 @@
 """The schedule the cron container runs, as it recorded it in the database: the web
 container and `jobs check` read it there instead of the cron container's files."""
 import re
+from functools import lru_cache
 
 from django.db import transaction
 from django.utils import timezone
@@ -36,7 +37,14 @@ def record_rejection(text, reason):
 def current():
     """(the CrontabLoad now running, its parsed Crontab), or (None, None) before any."""
     load = CrontabLoad.objects.filter(accepted=True).order_by('-loaded_at').first()
-    return (load, parse_crontab(load.text)) if load else (None, None)
+    return (load, parsed(load.text)) if load else (None, None)
+
+
+@lru_cache(maxsize=8)
+def parsed(text):
+    """The crontab text parsed, once per text (readers ask at each page and check; the
+    parsed Crontab is only read)."""
+    return parse_crontab(text)
 
 
 def rejection_since(load):
@@ -65,4 +73,4 @@ def line_running_here(name):
     load = CrontabLoad.objects.filter(accepted=True, host=this_host()).order_by('-loaded_at').first()
     if load is None:
         return line_of(name)
-    return parse_crontab(load.text).jobs().get(name)
+    return parsed(load.text).jobs().get(name)

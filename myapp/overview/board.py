@@ -14,7 +14,7 @@ NEXT_RUNS = 3
 
 @dataclass
 class JobRow:
-    state: object               # overdue.JobState
+    state: object               # overdue.Job
     description: str
     next_runs: list
     overdue: bool

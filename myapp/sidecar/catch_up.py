@@ -1,10 +1,8 @@
 """Catch-up at start: each job missed while no cron container ran (myapp/jobs/catchup.py
 says which) is run once, one after the other, each in a `jobs run` process of its own."""
 from myapp.jobs import catchup
+from myapp.jobs.handshake import Handshake
 from myapp.timing import format_moment
-
-# `jobs run` reads the trigger and the missed tick from these.
-TRIGGER_VARIABLE, TICK_VARIABLE = 'TOM_JOBS_TRIGGER', 'TOM_JOBS_TICK'
 
 
 class CatchUp:
@@ -28,7 +26,7 @@ class CatchUp:
             self.say.out(f'cron: catching up {line.name}: its run of {format_moment(tick)} was missed')
             self.current = self.processes.start_job(
                 line.spec, f'catch-up run of {line.name}', on_exit=self._ended,
-                env={TRIGGER_VARIABLE: 'catch-up', TICK_VARIABLE: tick.isoformat()})
+                env=Handshake.catch_up(tick).environment())
 
     def _ended(self, status):
         self.current = None

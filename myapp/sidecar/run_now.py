@@ -1,6 +1,7 @@
 """Run now: the requests stored by the Jobs page, taken within a second (one cron container
 takes each) and each run in a `jobs run` process of its own."""
 from myapp.jobs import run_now, schedule
+from myapp.jobs.handshake import Handshake
 from myapp.models import JobRequest
 
 POLL_SECONDS = 1.0
@@ -30,7 +31,7 @@ class RunNow:
                          f'at {request.requested_at:%Y-%m-%d %H:%M:%S %Z}')
             self.running += 1
             self.processes.start_job(run_now.spec_of(request, line), f'run now of {request.name}', on_exit=self._ended,
-                                     env={run_now.REQUEST_VARIABLE: str(request.pk)})
+                                     env=Handshake.run_now(request.pk).environment())
 
     def _ended(self, status):
         self.running -= 1

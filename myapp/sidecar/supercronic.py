@@ -6,10 +6,10 @@ import time
 
 from django.conf import settings
 
-from myapp.sidecar.catch_up import TRIGGER_VARIABLE
+from myapp.jobs.handshake import Handshake
 
 # Set for the jobs supercronic starts: `jobs run` records them as scheduled runs.
-TRIGGER_ENV = {TRIGGER_VARIABLE: 'schedule'}
+TRIGGER_ENV = Handshake.scheduled().environment()
 FIRST_DELAY, MAX_DELAY = 1.0, 60.0
 # A supercronic that ran this long before dying starts again at once.
 STEADY_AFTER = 60.0

@@ -21,17 +21,13 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from myapp.jobs import alerts, kubernetes, notify, overdue, pauses, run_now, runner, schedule
+from myapp.jobs import alerts, kubernetes, notify, overdue, pauses, runner, schedule
+from myapp.jobs.handshake import BadHandshake, Handshake
 from myapp.jobs.options import add_run_arguments, check_command, spec_from_options
-from myapp.models import JobRun
 from myapp.overview import report as overview
-from myapp.sidecar.catch_up import TICK_VARIABLE, TRIGGER_VARIABLE
 from myapp.sidecar.program import Program
 from myapp.task_queue import queue, results, sentry
 from myapp.timing import format_local, parse_duration
-
-# What the cron container's program starts `jobs run` for, by TRIGGER_VARIABLE.
-TRIGGERS = {'schedule': JobRun.Trigger.SCHEDULE, 'catch-up': JobRun.Trigger.CATCH_UP}
 
 
 class Command(BaseCommand):
@@ -86,14 +82,11 @@ class Command(BaseCommand):
     def handle_run(self, options):
         spec = spec_from_options(options)
         check_command(spec.argv)
-        request_id = os.environ.get(run_now.REQUEST_VARIABLE)
-        if request_id:
-            trigger = JobRun.Trigger.RUN_NOW
-        else:
-            trigger = TRIGGERS.get(os.environ.get(TRIGGER_VARIABLE), JobRun.Trigger.MANUAL)
-        tick = os.environ.get(TICK_VARIABLE)
-        status = runner.run(spec, trigger=trigger, request_id=int(request_id) if request_id else None,
-                            tick=datetime.fromisoformat(tick) if tick else None)
+        try:
+            handshake = Handshake.from_environment(os.environ)
+        except BadHandshake as error:
+            raise CommandError(f'jobs run: {error}', returncode=2)
+        status = runner.run(spec, handshake)
         if status:
             # The runner has said why; exit with the job's own status.
             raise SystemExit(status)

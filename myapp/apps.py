@@ -8,6 +8,9 @@ class MyappConfig(AppConfig):
     name = 'myapp'
     default_auto_field = 'django.db.models.AutoField'
 
+    def ready(self):
+        from myapp import wake  # noqa: F401 (connects its signal: a stored task wakes the cron program)
+
     def nav_items(self):
         """TOM Toolkit's integration point for an app's items in the navigation bar."""
         return [{'partial': 'myapp/partials/nav_jobs.html'}]

@@ -251,16 +251,34 @@ if AWS_STORAGE_BUCKET_NAME:
     }}
 
 # One line per event on stdout, so `docker compose logs` and supercronic show them as they happen.
+# Log lines: readable text by default; LOG_FORMAT=json writes one JSON object per line (for
+# Loki, CloudWatch, Elasticsearch), the runtime's lines with their job, run, outcome and
+# duration as keys. The runtime's loggers (myapp/logs.py) put failures on stderr.
+LOG_FORMAT = env.str('LOG_FORMAT', default='text')
+if LOG_FORMAT not in ('text', 'json'):
+    raise ImproperlyConfigured(f'LOG_FORMAT must be text or json, not {LOG_FORMAT!r}')
+_JSON = {'()': 'pythonjsonlogger.json.JsonFormatter', 'fmt': '{levelname}{name}{message}', 'style': '{',
+         'timestamp': 'time', 'rename_fields': {'levelname': 'level', 'name': 'logger'}}
+_JSON_LOGS = LOG_FORMAT == 'json'
 LOGGING = {
     'version': 1,
     'disable_existing_loggers': False,
     'formatters': {
-        'line': {'format': '{asctime} {levelname} {name}: {message}', 'style': '{'},
+        'line': _JSON if _JSON_LOGS else {'format': '{asctime} {levelname} {name}: {message}', 'style': '{'},
+        'runtime': _JSON if _JSON_LOGS else {'format': '{message}', 'style': '{'},
     },
+    'filters': {'below_warning': {'()': 'myapp.logs.BelowWarning'}},
     'handlers': {
         'stdout': {'class': 'logging.StreamHandler', 'stream': 'ext://sys.stdout', 'formatter': 'line'},
+        'runtime_stdout': {'class': 'logging.StreamHandler', 'stream': 'ext://sys.stdout', 'formatter': 'runtime',
+                           'filters': ['below_warning']},
+        'runtime_stderr': {'class': 'logging.StreamHandler', 'stream': 'ext://sys.stderr', 'formatter': 'runtime',
+                           'level': 'WARNING'},
     },
     'root': {'handlers': ['stdout'], 'level': env.str('LOG_LEVEL', default='INFO')},
+    'loggers': {
+        'tom': {'handlers': ['runtime_stdout', 'runtime_stderr'], 'level': 'INFO', 'propagate': False},
+    },
 }
 
 CACHES = {

@@ -15,6 +15,15 @@ from tests.fake_atlas import FakeAtlas
 from tests.fake_lco import FakeLCO
 
 REPO = Path(__file__).resolve().parent.parent
+# The fixtures of tests that start `manage.py` processes (a Django start each, about two
+# seconds of CPU): such tests are marked `processes`, and the quick tier leaves them out.
+PROCESS_FIXTURES = {'tom_env', 'clean_env', 'cron_program', 'worker_env', 'first_tom', 'export_env'}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, 'fixturenames', ())):
+            item.add_marker(pytest.mark.processes)
 
 
 @pytest.fixture

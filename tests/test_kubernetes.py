@@ -21,20 +21,20 @@ VALUES = ['--set', 'secrets.SECRET_KEY=tests-only', '--set', 'secrets.DATABASE_U
           '--set', 'image.repository=mytom', '--set', 'image.tag=tests']
 
 
-def export(env, crontab_text, tmp_path):
+def export(export_env, crontab_text, tmp_path):
     path = tmp_path / 'crontab'
     path.write_text(crontab_text)
-    return run_job(env, 'jobs', 'export', '--kubernetes', '--crontab', str(path))
+    return run_job(export_env, 'jobs', 'export', '--kubernetes', '--crontab', str(path))
 
 
 @pytest.fixture
-def env(tmp_path):
+def export_env(tmp_path):
     return {**os.environ, 'DJANGO_SETTINGS_MODULE': 'mytom.settings', 'SECRET_KEY': 'tests-only',
             'DATA_DIR': str(tmp_path / 'data')}
 
 
-def test_the_chart_runs_the_jobs_of_the_crontab(env):
-    job = run_job(env, 'jobs', 'export', '--kubernetes')
+def test_the_chart_runs_the_jobs_of_the_crontab(export_env):
+    job = run_job(export_env, 'jobs', 'export', '--kubernetes')
 
     assert job.returncode == 0, job.stderr
     assert (CHART / 'crontab-jobs.yaml').read_text() == job.stdout, (
@@ -46,10 +46,11 @@ def test_the_chart_runs_the_jobs_of_the_crontab(env):
     ('*/10 * * * * * *', 'not 7 (seconds and a year)'),
     ('0 3 * * * 2027', 'not 6 (a year)'),
 ])
-def test_export_refuses_schedules_kubernetes_cannot_express(env, tmp_path, schedule, why):
+def test_export_refuses_schedules_kubernetes_cannot_express(export_env, tmp_path, schedule, why):
     line = f'{schedule} python manage.py jobs run clearsessions'
 
-    job = export(env, f'# housekeeping\n17 3 * * * python manage.py jobs run prune_job_history\n{line}\n', tmp_path)
+    crontab = f'# housekeeping\n17 3 * * * python manage.py jobs run prune_job_history\n{line}\n'
+    job = export(export_env, crontab, tmp_path)
 
     assert job.returncode == 1
     assert job.stderr.strip().splitlines() == [
@@ -61,16 +62,16 @@ def test_export_refuses_schedules_kubernetes_cannot_express(env, tmp_path, sched
     ('*/5 * * * * python manage.py clearsessions', 'does not run through'),
     ('*/5 * * * * python manage.py jobs run no_such_command', "no management command 'no_such_command'"),
 ])
-def test_export_refuses_lines_the_runtime_would_not_run(env, tmp_path, line, reason):
-    job = export(env, line + '\n', tmp_path)
+def test_export_refuses_lines_the_runtime_would_not_run(export_env, tmp_path, line, reason):
+    job = export(export_env, line + '\n', tmp_path)
 
     assert job.returncode == 1
     assert reason in job.stderr and 'Traceback' not in job.stderr
     assert len(job.stderr.strip().splitlines()) == 1
 
 
-def test_export_gives_each_job_its_deadlines_policy_and_time_zone(env, tmp_path):
-    job = export(env, 'CRON_TZ=America/Santiago\nLOG_LEVEL=WARNING\n'
+def test_export_gives_each_job_its_deadlines_policy_and_time_zone(export_env, tmp_path):
+    job = export(export_env, 'CRON_TZ=America/Santiago\nLOG_LEVEL=WARNING\n'
                       '*/10 * * * * python manage.py jobs run --timeout 5m clearsessions\n'
                       '@daily python manage.py jobs run --no-catch-up --timeout 1h save_data --all\n', tmp_path)
 
@@ -166,10 +167,10 @@ def test_install_runs_the_migration_hook_and_reaches_running_web_pods(cluster):
 
 
 @pytest.mark.kubernetes
-def test_a_crontab_line_every_minute_gets_its_job_and_forbid_holds_off_the_next(cluster, env, tmp_path):
+def test_a_crontab_line_every_minute_gets_its_job_and_forbid_holds_off_the_next(cluster, export_env, tmp_path):
     chart = tmp_path / 'chart'
     shutil.copytree(CHART, chart)
-    job = export(env, '* * * * * python manage.py jobs run --timeout 2m clearsessions\n', tmp_path)
+    job = export(export_env, '* * * * * python manage.py jobs run --timeout 2m clearsessions\n', tmp_path)
     assert job.returncode == 0, job.stderr
     (chart / 'crontab-jobs.yaml').write_text(job.stdout)
     # kwok completes a Job's pod after the delay (and the longest jitter) its annotations ask

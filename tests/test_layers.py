@@ -11,7 +11,7 @@ ROOT = Path(myapp.__file__).parent
 # Lowest first. Within a layer the packages are peers: none imports another.
 LAYERS = [
     ['supervision'],
-    ['models', 'database', 'failures', 'timing', 'storage', 'apps', 'admin', 'health', 'targets',
+    ['models', 'database', 'failures', 'timing', 'logs', 'wake', 'storage', 'apps', 'admin', 'health', 'targets',
      'saved_queries', 'charts'],
     ['jobs', 'task_queue', 'backups', 'data_sync'],
     ['overview', 'target_tab'],
@@ -20,8 +20,8 @@ LAYERS = [
     ['urls'],
 ]
 # Base modules that build on one another (the models count with myapp.database's helper).
-BASE_ORDER = ['failures', 'timing', 'database', 'models', 'storage', 'apps', 'admin', 'health', 'targets',
-              'saved_queries', 'charts']
+BASE_ORDER = ['failures', 'timing', 'logs', 'database', 'models', 'wake', 'storage', 'apps', 'admin', 'health',
+              'targets', 'saved_queries', 'charts']
 
 
 def modules():

@@ -76,12 +76,12 @@ def as_seen(runs, now=None):
     return runs
 
 
-def mark_lost(lock=None):
+def mark_lost(lock=None, now=None):
     """Records as lost the runs still `running` whose runner stopped its heartbeat; with a
     lock, every running run that held it (its caller holds it now and has made sure none of
     them is alive). Returns how many."""
     runs = JobRun.objects.filter(outcome=Outcome.RUNNING)
-    runs = runs.filter(lock=lock) if lock else runs.filter(heartbeat_at__lt=timezone.now() - LOST_AFTER)
+    runs = runs.filter(lock=lock) if lock else runs.filter(heartbeat_at__lt=(now or timezone.now()) - LOST_AFTER)
     # Read first, write only when there is something to mark: the cron container asks often.
     lost = 0
     for run in list(runs.only('pk', 'name', 'started_at', 'heartbeat_at')):

@@ -72,7 +72,7 @@ def report(now=None, check_commands=True, record_lost=False):
     whose runner is gone (the cron container and `jobs check` do; readers only show them)."""
     now = now or timezone.now()
     if record_lost:
-        history.mark_lost()
+        history.mark_lost(now=now)
     load, crontab = schedule.current()
     if crontab is None:
         return Report(None, None, [], [], now)

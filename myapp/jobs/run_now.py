@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from myapp import wake
 from myapp.jobs import history, schedule
 from myapp.models import JobRequest
 from myapp.supervision.liveness import this_host
@@ -23,8 +24,10 @@ def ask(name, user, arguments=(), target=None):
     target: save_data's `--target_id N`); None when the running crontab has no such job."""
     if schedule.line_of(name) is None:
         return None
-    return JobRequest.objects.create(name=name, requested_by=user, requested_at=timezone.now(),
-                                     arguments=list(arguments), target=target)
+    request = JobRequest.objects.create(name=name, requested_by=user, requested_at=timezone.now(),
+                                        arguments=list(arguments), target=target)
+    wake.notify(wake.RUN_NOW)
+    return request
 
 
 def spec_of(request, line):

@@ -4,6 +4,7 @@ through, stop it past its timeout, record how it ended, report it.
 Exit status: the job's own; 124 when it timed out (as timeout(1) does); 128 + N when a
 signal N killed it; 0 when it was skipped because another run had it in hand.
 """
+import logging
 import os
 import selectors
 import signal
@@ -18,6 +19,7 @@ from myapp.jobs import alerts, child, history, notify, pauses, run_now, schedule
 from myapp.jobs.handshake import Handshake
 from myapp.jobs.locks import job_lock, lock_name
 from myapp.jobs.sentry import SentryReport
+from myapp.logs import Say
 from myapp.models import JobRun
 from myapp.supervision import liveness, process
 from myapp.supervision.bounded import KILL_GRACE, Bounded
@@ -40,7 +42,7 @@ def run(spec, handshake=None, say=None):
     """Runs the job spec once, for the reason its starter gave (handshake); returns the exit
     status for `jobs run`. A run serving a Run now request is linked to it (or its skipped
     run is), and waits up to run_now.WAIT_FOR_LOCK for a run that holds the job's lock."""
-    say = say or Say()
+    say = (say or Say('jobs')).bind(job=spec.name)
     handshake = handshake or Handshake()
     trigger, tick, request_id = handshake.trigger, handshake.tick, handshake.request
 
@@ -84,7 +86,7 @@ def run(spec, handshake=None, say=None):
             say.out(f'jobs: {spec.name}: no catch-up needed, the {format_moment(tick)} run has been done')
             return 0
         record = recorded(history.start(spec, trigger, tick, lock=name))
-        return Supervisor(spec, record, line, lock, say).supervise()
+        return Supervisor(spec, record, line, lock, say.bind(run=record.pk)).supervise()
     finally:
         lock.release()
 
@@ -120,18 +122,6 @@ def _alive(run):
     if history.gone(run):
         return False
     return run.host != liveness.this_host() or liveness.pid_alive(run.pid)
-
-
-class Say:
-    """The runner's own lines, beside the job's output."""
-
-    def out(self, line):
-        sys.stdout.write(line + '\n')
-        sys.stdout.flush()
-
-    def err(self, line):
-        sys.stderr.write(line + '\n')
-        sys.stderr.flush()
 
 
 class Supervisor:
@@ -225,10 +215,12 @@ class Supervisor:
         _tell(spec, self.say)
         ended = (f'jobs: {spec.name} run {record.pk} {outcome} in {record.duration:.1f} s'
                  if record.duration is not None else f'jobs: {spec.name} run {record.pk} {outcome}')
+        fields = {'outcome': str(outcome), 'duration': record.duration, 'exit_status': status}
         if outcome == Outcome.SUCCEEDED:
-            self.say.out(ended)
+            self.say.out(ended, **fields)
         else:
-            self.say.err(f'{ended}, exit status {status}' + (f': {summary}' if summary else ''))
+            self.say.err(f'{ended}, exit status {status}' + (f': {summary}' if summary else ''), logging.ERROR,
+                         **fields)
         return exit_status
 
     def _interrupt(self, signum, frame):

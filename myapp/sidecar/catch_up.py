@@ -14,6 +14,14 @@ class CatchUp:
         self.current = None
         self.stopping = False
 
+    @property
+    def wake_at(self):
+        """At once while a missed run waits for the one before to end (whose end wakes the
+        program); otherwise never: the crontab watch's polls tick it until it knows."""
+        return 0.0 if self.due and self.current is None and not self.stopping else float('inf')
+
+    fds = ()
+
     def tick(self, now):
         if self.stopping or self.current is not None:
             return

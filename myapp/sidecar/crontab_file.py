@@ -38,6 +38,12 @@ class CrontabFile:
         self.unrecorded = []    # (text, reason or None) still to record in the database
         self.next_poll = 0.0
 
+    @property
+    def wake_at(self):
+        return self.next_poll
+
+    fds = ()
+
     def load_first(self):
         """Checks and loads the crontab at start; CrontabError when it cannot be run."""
         try:

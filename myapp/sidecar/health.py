@@ -25,6 +25,14 @@ class Health:
         self.lines, self.verdict, self.error = [], '', ''
         self.next_check = self.next_beat = 0.0
 
+    @property
+    def wake_at(self):
+        if self.crontab is None or not self.crontab.recorded:
+            return self.next_beat  # nothing to check before the crontab is recorded
+        return min(self.next_check, self.next_beat)
+
+    fds = ()
+
     def tick(self, now):
         if self.crontab is None:  # a worker of tasks alone: its heartbeat is its health
             if now >= self.next_beat:

@@ -1,5 +1,8 @@
 """The cron container's program: its parts ticked in one loop, its children reaped, and its
-stop: SIGTERM or SIGINT is passed to supercronic, which starts no new job and waits for its
+stop. The loop sleeps until the first part has something due (each says when: wake_at), a
+child's output or end, a signal, or, on PostgreSQL, a notification that a Run now request
+or a task was stored: idle, it neither polls the database every second nor ticks twice a
+second. On SIGTERM or SIGINT: SIGTERM or SIGINT is passed to supercronic, which starts no new job and waits for its
 running ones; no new catch-up, Run now or task starts, running tasks are stopped and
 recorded so; the program exits 0 once every job and task it or supercronic started has
 ended (or the container's stop grace runs out first)."""
@@ -12,16 +15,24 @@ import time
 from django.conf import settings
 from django.db import DatabaseError, connection
 
+from myapp import wake
 from myapp.failures import one_line
+from myapp.logs import Say
 from myapp.sidecar.catch_up import CatchUp
 from myapp.sidecar.crontab_file import CrontabError, CrontabFile
 from myapp.sidecar.health import Health
 from myapp.sidecar.processes import Processes
 from myapp.sidecar.run_now import RunNow
 from myapp.sidecar.supercronic import Supercronic
+from myapp.sidecar.tasks import POLL_SECONDS as POLL_WITHOUT_LISTENING
 from myapp.sidecar.tasks import TaskWorker
+from myapp.sidecar.wakeup import Listener
 
-TICK_SECONDS = 0.5
+# The longest sleep, whatever the parts say; the parts' polls with notifications heard
+# (a safety net: a notification lost with its connection), and how often to listen again.
+MAX_SLEEP = 60.0
+LISTENING_POLL = 60.0
+LISTEN_AGAIN_EVERY = 10.0
 # A part that failed for another reason than the database is started afresh this long after.
 RESTART_AFTER = 5.0
 DATABASE_SAID_EVERY = 60.0
@@ -45,13 +56,15 @@ class Program:
             }
         else:
             self.crontab, self.makers = None, {}
-        self.makers['tasks'] = lambda: TaskWorker(self.processes, say)
+        self.makers['tasks'] = lambda: TaskWorker(self.processes, Say('tasks'))
         self.makers['health'] = lambda: Health(settings.CRON_HEALTH_FILE, self.crontab, self.processes)
         self.parts = {name: make() for name, make in self.makers.items()}
         self.broken = {}            # part name: when to start it afresh
         self.said_database_down = -DATABASE_SAID_EVERY
         self.signals = []           # received, not yet acted on
         self.stopping = None
+        self.listener = Listener(say)
+        self.listen_again_at = 0.0
 
     def run(self):
         """Runs until stopped; returns the exit status."""
@@ -70,16 +83,51 @@ class Program:
             self.processes.reap()
             while self.signals:
                 self._stop(self.signals.pop(0))
+            self._hear(now)
             for name in list(self.parts):
                 self._tick(name, now)
-            if select.select([wakeup], [], [], TICK_SECONDS)[0]:
-                os.read(wakeup, 512)
+            self._sleep(wakeup)
+        self.listener.close()
         self.say.out('cron: every job has ended; stopped')
         try:
             os.remove(settings.CRON_HEALTH_FILE)
         except OSError:
             pass
         return 0
+
+    def _hear(self, now):
+        """Notifications heard make the parts they concern poll now; while listening, the
+        parts poll seldom."""
+        if self.listener.enabled and self.listener.connection is None and now >= self.listen_again_at:
+            self.listen_again_at = now + LISTEN_AGAIN_EVERY
+            if self.listener.open():
+                self._poll_now('run now', 'tasks')  # what was stored while nobody listened
+        heard = self.listener.heard()
+        listening = self.listener.connection is not None
+        for name, what in (('run now', wake.RUN_NOW), ('tasks', wake.TASK)):
+            part = self.parts.get(name)
+            if part is not None and name not in self.broken:
+                part.poll_every = LISTENING_POLL if listening else POLL_WITHOUT_LISTENING
+                if what in heard:
+                    part.next_poll = now
+
+    def _poll_now(self, *names):
+        for name in names:
+            if name in self.parts:
+                self.parts[name].next_poll = 0.0
+
+    def _sleep(self, wakeup):
+        """Until the first part's wake_at, a child's output, a signal or a notification."""
+        now = time.monotonic()
+        wake_at = min([now + MAX_SLEEP, *self.broken.values()]
+                      + [part.wake_at for name, part in self.parts.items() if name not in self.broken])
+        if self.listener.enabled and self.listener.connection is None:
+            wake_at = min(wake_at, self.listen_again_at)
+        fds = [wakeup, *(fd for name, part in self.parts.items() if name not in self.broken for fd in part.fds)]
+        if self.listener.fileno() is not None:
+            fds.append(self.listener.fileno())
+        if wakeup in select.select(fds, [], [], max(0.0, wake_at - now))[0]:
+            os.read(wakeup, 512)
 
     def _tick(self, name, now):
         if name in self.broken:

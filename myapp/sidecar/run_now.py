@@ -1,10 +1,11 @@
-"""Run now: the requests stored by the Jobs page, taken within a second (one cron container
-takes each) and each run in a `jobs run` process of its own."""
+"""Run now: the requests stored by the Jobs page, each taken by one cron container and run in
+a `jobs run` process of its own: at once when PostgreSQL's NOTIFY says one was stored
+(myapp/sidecar/wakeup.py), else at the next poll (every poll_every seconds)."""
 from myapp.jobs import run_now, schedule
 from myapp.jobs.handshake import Handshake
 from myapp.models import JobRequest
 
-POLL_SECONDS = 1.0
+POLL_SECONDS = 5.0      # without notifications (SQLite); with them, program.LISTENING_POLL
 
 
 class RunNow:
@@ -14,12 +15,19 @@ class RunNow:
         self.processes, self.say = processes, say
         self.running = 0
         self.next_poll = 0.0
+        self.poll_every = POLL_SECONDS
         self.stopping = False
+
+    @property
+    def wake_at(self):
+        return float('inf') if self.stopping else self.next_poll
+
+    fds = ()
 
     def tick(self, now):
         if self.stopping or now < self.next_poll:
             return
-        self.next_poll = now + POLL_SECONDS
+        self.next_poll = now + self.poll_every
         while (request := run_now.take()) is not None:
             line = schedule.line_of(request.name)
             if line is None:

@@ -34,6 +34,13 @@ class Supercronic:
                                             stop_with_program=True, cwd=settings.BASE_DIR)
         self.started_at, self.start_at = now, None
 
+    @property
+    def wake_at(self):
+        """When to start it again; its exit wakes the program by itself (SIGCHLD)."""
+        return self.start_at if self.start_at is not None and not self.stopping else float('inf')
+
+    fds = ()
+
     def tick(self, now):
         if self.start_at is not None and now >= self.start_at and not self.stopping:
             self.start(now)

@@ -3,6 +3,7 @@ tasks run ID`), TASKS_CONCURRENCY at once, stopped past TASKS_TIMEOUT (SIGTERM, 
 a kill grace later); their output passed through to the container's log with its tail
 kept; their end recorded, and a failure reported to Sentry. Tasks that a worker left running
 when it died are recorded lost, never run again unless someone retries them."""
+import logging
 import os
 import secrets
 import signal
@@ -18,7 +19,7 @@ from myapp.supervision.bounded import Bounded
 from myapp.task_queue import queue, results
 from myapp.timing import format_duration
 
-POLL_SECONDS = 1.0
+POLL_SECONDS = 5.0      # without notifications (SQLite); with them, program.LISTENING_POLL
 LOST_CHECK_SECONDS = 30.0
 Outcome = results.Outcome
 
@@ -44,7 +45,26 @@ class TaskWorker:
         self.worker = f'{self.host}:{os.getpid()}:{secrets.token_hex(4)}'
         self.running = {}           # row id: Running
         self.next_poll = self.next_beat = self.next_lost_check = 0.0
+        self.poll_every = POLL_SECONDS
         self.stopping = False
+
+    @property
+    def wake_at(self):
+        """The first of: the next poll (while there is room), the lost-task check, the running
+        tasks' heartbeat, and each one's timeout or kill. Their output wakes it too (fds)."""
+        times = [self.next_lost_check]
+        if not self.stopping and len(self.running) < self.concurrency:
+            times.append(self.next_poll)
+        if self.running:
+            times.append(self.next_beat)
+        for task in self.running.values():
+            times.append(task.kill_at if task.kill_at is not None
+                         else task.started + task.timeout if not task.stopped_because else 0.0)
+        return min(times)
+
+    @property
+    def fds(self):
+        return [fd for task in self.running.values() for fd in task.open]
 
     def tick(self, now):
         for task in list(self.running.values()):
@@ -53,17 +73,18 @@ class TaskWorker:
                 self._finish(task, now)
             elif task.bound(now):
                 self.say.err(f'tasks: {queue.name(task.row)} task {task.row.pk} {self._why_stopped(task)}: '
-                             'stopping it (SIGTERM)')
+                             'stopping it (SIGTERM)', **_fields(task.row))
         if now >= self.next_lost_check:
             self.next_lost_check = now + LOST_CHECK_SECONDS
             for row in results.mark_lost(self.worker, os.getpid()):
-                self.say.err(f'tasks: {queue.name(row)} task {row.pk} {row.record.error}')
+                self.say.err(f'tasks: {queue.name(row)} task {row.pk} {row.record.error}', logging.ERROR,
+                             outcome='lost', **_fields(row))
                 self._report(row)
         if self.running and now >= self.next_beat:
             self.next_beat = now + liveness.HEARTBEAT.total_seconds()
             results.heartbeat(self.worker, list(self.running))
         if not self.stopping and now >= self.next_poll:
-            self.next_poll = now + POLL_SECONDS
+            self.next_poll = now + self.poll_every
             while len(self.running) < self.concurrency:
                 row = queue.take(self.host, self.worker)
                 if row is None:
@@ -82,7 +103,8 @@ class TaskWorker:
         self.running[row.pk] = Running(row, process, {fd: sys.stdout.buffer}, now, self.timeout)
         queue.started(row, process.pid)
         self.say.out(f'tasks: {queue.name(row)} task {row.pk} started on host {self.host}, pid {process.pid}, '
-                     f'timeout {format_duration(self.timeout)}: {row.task_path}({queue.arguments(row)})')
+                     f'timeout {format_duration(self.timeout)}: {row.task_path}({queue.arguments(row)})',
+                     **_fields(row))
 
     def _exited(self, pk, status):
         if pk in self.running:
@@ -102,11 +124,13 @@ class TaskWorker:
             outcome, error = results.outcome_of(row, task.exit_status, task.output.tail)
         results.finish(row.pk, outcome, error, task.output.tail, duration)
         del self.running[row.pk]
+        self.next_poll = now  # room for the next task: the queue is looked at in this tick
         line = f'tasks: {queue.name(row)} task {row.pk} {outcome} in {duration:.1f} s'
+        fields = {**_fields(row), 'outcome': str(outcome), 'duration': round(duration, 3)}
         if outcome == Outcome.SUCCEEDED:
-            self.say.out(line)
+            self.say.out(line, **fields)
         else:
-            self.say.err(f'{line}: {error}')
+            self.say.err(f'{line}: {error}', logging.ERROR, **fields)
             self._report(row)
 
     def _report(self, row):
@@ -129,3 +153,7 @@ class TaskWorker:
     def busy(self):
         return bool(self.running)
 
+
+def _fields(row):
+    """What each line of a task carries as log fields (LOG_FORMAT=json)."""
+    return {'task': queue.name(row), 'task_id': str(row.pk)}

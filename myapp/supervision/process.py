@@ -59,7 +59,11 @@ def spawn(argv, env, stop_with_parent=False, **popen):
 
 def exit_status(wait_status):
     """A wait status as a shell's $?: the exit code, or 128 + N for signal N."""
-    code = os.waitstatus_to_exitcode(wait_status)
+    return shell_status(os.waitstatus_to_exitcode(wait_status))
+
+
+def shell_status(code):
+    """An exit code as Python gives it (-N for signal N) as a shell's $?."""
     return code if code >= 0 else 128 - code
 
 

@@ -67,11 +67,12 @@ def heartbeat(worker, row_ids):
             heartbeat_at=timezone.now())
 
 
-def mark_lost(worker=None, pid=None):
+def mark_lost(worker=None, pid=None, now=None):
     """Records as lost (failed, "worker lost") the running tasks whose worker is gone: not
     heard from for LOST_AFTER (myapp/supervision/liveness.py), or, seen by worker, a worker of
-    this host that is not alive (a cron container killed and started again). Returns the rows recorded lost."""
-    now = timezone.now()
+    this host that is not alive (a cron container killed and started again). Returns the rows
+    recorded lost."""
+    now = now or timezone.now()
     running = TaskRecord.objects.filter(outcome='', result__status=ResultStatus.RUNNING).select_related('result')
     lost = []
     for record in running:

@@ -24,6 +24,7 @@ from django.utils import timezone
 from myapp.jobs import alerts, kubernetes, notify, overdue, pauses, runner, schedule
 from myapp.jobs.handshake import BadHandshake, Handshake
 from myapp.jobs.options import add_run_arguments, check_command, spec_from_options
+from myapp.logs import Say
 from myapp.overview import report as overview
 from myapp.sidecar.program import Program
 from myapp.task_queue import queue, results, sentry
@@ -99,7 +100,7 @@ class Command(BaseCommand):
         if report.load is None:
             raise CommandError('no crontab has been recorded: the cron container has not started yet', returncode=1)
         alerts.record_changes(report)
-        notify.send_due(runner.Say())  # a channel down is a line here, never this check's failure
+        notify.send_due(Say('jobs'))  # a channel down is a line here, never this check's failure
         lines, verdict = overview.verdict(report)
         for state in report.paused:
             self.stdout.write(f'PAUSED {state.name}: {pauses.describe(state.pause)}')
@@ -142,7 +143,7 @@ class Command(BaseCommand):
                 raise CommandError(error)
             self.stdout.write('jobs: the test message was sent')
             return
-        sent, failed = notify.send_due(runner.Say())
+        sent, failed = notify.send_due(Say('jobs'))
         if failed:
             raise CommandError(f'{failed} notification(s) could not be sent ({sent} sent)')
 
@@ -185,7 +186,7 @@ class Command(BaseCommand):
         self.stdout.write(f'jobs: recorded the rejected edit of {options["file"]}')
 
     def handle_cron(self, options):
-        status = Program(runner.Say()).run()
+        status = Program(Say('cron')).run()
         if status:
             raise SystemExit(status)  # the program has said why
 

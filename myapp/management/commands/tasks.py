@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django_tasks.backends.database.models import DBTaskResult
 
-from myapp.jobs import runner
+from myapp.logs import Say
 from myapp.sidecar.program import Program
 from myapp.task_queue import execute, sentry
 
@@ -50,6 +50,6 @@ class Command(BaseCommand):
             self.stdout.write(f'tasks: reported task {row.pk} to Sentry')
 
     def handle_work(self, options):
-        status = Program(runner.Say(), role='worker').run()
+        status = Program(Say('cron'), role='worker').run()
         if status:
             raise SystemExit(status)

@@ -1,5 +1,6 @@
-"""Every environment variable the product reads is documented, in README.md's tables and in
-.env.example, and every one documented there is read somewhere."""
+"""Every environment variable the product reads is documented, in the tables of the docs
+(docs/configuration.md, linked from the README, and any other page's) and in .env.example,
+and every one documented there is read somewhere."""
 import re
 
 from tests.conftest import REPO
@@ -31,9 +32,14 @@ def read_by_the_product():
     return read | names(COMPOSE_READ, COMPOSE.read_text())
 
 
+# The pages whose tables document variables: the README and the pages moved out of it.
+DOCS = [REPO / 'README.md', *sorted((REPO / 'docs').glob('*.md')), REPO / 'deploy' / 'README.md',
+        REPO / 'mytom' / 'templates' / 'README.md']
+
+
 def documented_in_readme():
     found = set()
-    for line in (REPO / 'README.md').read_text().splitlines():
+    for line in '\n'.join(path.read_text() for path in DOCS).splitlines():
         if line.startswith('| `'):
             first_cell = line.split('|')[1]
             found |= set(re.findall(rf'`{NAME}`', first_cell))
@@ -47,7 +53,7 @@ def documented_in_env_example():
 def test_every_variable_read_is_in_the_readme_and_env_example():
     read = read_by_the_product()
 
-    assert read - documented_in_readme() == set(), 'missing from the README tables'
+    assert read - documented_in_readme() == set(), 'missing from the tables of README.md and docs/'
     assert read - documented_in_env_example() == set(), 'missing from .env.example'
 
 
@@ -56,10 +62,11 @@ def test_every_variable_documented_is_read_somewhere():
     for path in ELSEWHERE:
         read |= names(SCRIPT_READ, path.read_text())
 
-    assert documented_in_readme() - read == set(), 'in the README tables but read nowhere'
+    assert documented_in_readme() - read == set(), 'in the tables of README.md or docs/ but read nowhere'
     assert documented_in_env_example() - read == set(), 'in .env.example but read nowhere'
 
 
 def test_the_scan_finds_what_it_looks_for():
+    assert {'SECRET_KEY', 'LOG_FORMAT', 'BACKUP_KEEP', 'SKY_SURVEY_URL'} <= documented_in_readme()
     assert {'SECRET_KEY', 'SECRET_KEY_FILE', 'DATABASE_URL', 'JOB_TIMEOUT'} <= read_by_the_product()
     assert {'CRONTAB_POLL_SECONDS', 'WEB_THREADS', 'TOM_IMAGE', 'PYTHON_IMAGE'} <= read_by_the_product()

@@ -1,8 +1,10 @@
 """What the cron container costs while it waits: the stack brought up on the real engine with
 the default crontab and the default health interval, left idle, its cron container's CPU and
-memory read from the engine. Today's design beside an earlier one (by default the last with
-the cron container as a shell script running four processes), both at once, over the same
-window, between two ticks of the crontab (jobs running is not idle).
+memory read from the engine, and the database's transactions meanwhile (PostgreSQL's
+pg_stat_database: every query Django makes outside a transaction is one; the web container's
+health check makes one every 10 s). Today's design beside an earlier one (by default the one
+whose cron program polled the database every second and woke twice a second), both at once,
+over the same window, between two ticks of the crontab (jobs running is not idle).
 
     .venv/bin/python tests/benchmarks/cron_idle.py [--baseline REV] [--seconds N]
 
@@ -30,8 +32,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 from tests.conftest import compose_binary, copy_checkout, free_port  # noqa: E402
 
-# The last commit whose cron container was docker/start-cron.sh with its background loops.
-BASELINE = 'a0fea10'
+# The last commit whose cron program polled for Run now requests and tasks every second.
+BASELINE = '1e87016'
 SAMPLE_EVERY = 10
 CHECK_COST = ('import resource, statistics, subprocess, sys, time; walls, cpus = [], []\n'
               'for _ in range(20):\n'
@@ -72,6 +74,11 @@ class Stack:
 
     def cron(self):
         return self.compose('ps', '-q', 'cron').stdout.split()[0]
+
+    def transactions(self):
+        """Transactions the TOM's database has seen (committed or rolled back)."""
+        sql = "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'tom'"
+        return int(self.compose('exec', '-T', 'db', 'psql', '-U', 'tom', '-d', 'tom', '-tAc', sql).stdout)
 
     def health_check_cost(self, *check):
         out = subprocess.run(['docker', 'exec', self.cron(), 'python3', '-c', CHECK_COST, *check],
@@ -120,27 +127,32 @@ def main():
         time.sleep(max(0.0, start - time.time()))
         containers = {stack.name: stack.cron() for stack in stacks}
         first = {name: (time.monotonic(), *engine.stats(c)) for name, c in containers.items()}
+        transactions = {stack.name: stack.transactions() for stack in stacks}
         memory = {name: [] for name in containers}
         while time.monotonic() - first[stacks[0].name][0] < options.seconds:
             time.sleep(SAMPLE_EVERY)
             for name, container in containers.items():
                 memory[name].append(engine.stats(container)[1])
         last = {name: (time.monotonic(), *engine.stats(c)) for name, c in containers.items()}
-        checks = {'before': stacks[0].health_check_cost('python3', '/app/docker/healthcheck.py'),
-                  'now': stacks[1].health_check_cost('python3', '-I', '-S', '/app/docker/healthcheck.py', 'cron')}
+        transactions = {stack.name: stack.transactions() - transactions[stack.name] for stack in stacks}
+        check = ('python3', '-I', '-S', '/app/docker/healthcheck.py', 'cron')
+        checks = {stack.name: stack.health_check_cost(*check) for stack in stacks}
     finally:
         for stack in stacks:
             stack.compose('down', '-v', '--timeout', '30', check=False)
             subprocess.run(['docker', 'image', 'rm', '-f', stack.env['TOM_IMAGE']], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
-    print(f'{"cron container, idle":<24}{"CPU (share of a core)":>24}{"memory (mean)":>16}{"one health check":>28}')
+    print(f'{"cron container, idle":<24}{"CPU (share of a core)":>24}{"memory (mean)":>16}{"one health check":>28}'
+          f'{"database transactions":>24}')
     for stack in stacks:
         name = stack.name
         cpu = (last[name][1] - first[name][1]) / 1e9 / (last[name][0] - first[name][0])
         wall, check_cpu = checks[name]
         label = f'{name} ({options.baseline})' if name == 'before' else 'now (jobs cron)'
+        seconds = last[name][0] - first[name][0]
         print(f'{label:<24}{cpu * 100:>23.2f}%{statistics.mean(memory[name]) / 2**20:>12.0f} MiB'
-              f'{wall * 1000:>14.0f} ms wall {check_cpu * 1000:>5.0f} ms CPU')
+              f'{wall * 1000:>14.0f} ms wall {check_cpu * 1000:>5.0f} ms CPU'
+              f'{transactions[name] / seconds:>17.2f} per s')
 
 
 if __name__ == '__main__':

@@ -1,13 +1,15 @@
 """The job runtime's rules, called in-process with a fixed clock: the overdue rule, the
 failing and recovered flips, the catch-up window, a pause's start and end, the lost-runner
 rule and the handshake. No process is started: these run in the quick tier."""
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.conf import settings
 
-from myapp.jobs import alerts, catchup, history, pauses, schedule
+from myapp.jobs import alerts, catchup, history, notify, pauses, schedule
 from myapp.jobs.handshake import BadHandshake, Handshake
+from myapp.logs import BelowWarning, Say
 from myapp.models import CrontabLoad, JobAlert, JobPause, JobRun, ScheduledJob
 from myapp.overview import report as overview
 
@@ -208,3 +210,37 @@ def test_a_bad_handshake_names_the_variable():
         Handshake.from_environment({'TOM_JOBS_TRIGGER': 'sometimes'})
     with pytest.raises(BadHandshake, match='TOM_JOBS_TICK'):
         Handshake.from_environment({'TOM_JOBS_TRIGGER': 'catch-up', 'TOM_JOBS_TICK': 'yesterday'})
+
+
+def test_a_reminder_is_due_every_JOBS_NOTIFY_REPEAT_while_a_job_stays_failing_never_once_ok(settings):
+    settings.JOBS_NOTIFY_REPEAT = 24 * 3600
+    told = JobAlert.objects.create(name='hourly', state='failing', changed_at=T, notified_at=T)
+    JobAlert.objects.create(name='fine', state='ok', previous='failing', changed_at=T, notified_at=T)
+    JobAlert.objects.create(name='new', state='overdue', changed_at=T + timedelta(hours=30))   # not yet told
+
+    assert {alert.name for alert in notify.due(T + timedelta(hours=23))} == {'new'}
+    assert {alert.name for alert in notify.due(T + timedelta(hours=24, seconds=1))} == {'hourly', 'new'}
+    told.sending_until = T + timedelta(hours=25)   # another sender has it in hand
+    told.save()
+    assert {alert.name for alert in notify.due(T + timedelta(hours=24, seconds=1))} == {'new'}
+    settings.JOBS_NOTIFY_REPEAT = None
+    assert {alert.name for alert in notify.due(T + timedelta(days=9))} == {'new'}
+
+
+def test_the_runtime_logs_its_lines_with_their_fields_as_the_record_s():
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger('tom.jobs')
+    logger.addHandler(handler)
+    try:
+        say = Say('jobs', job='save_data').bind(run=42)
+        say.out('jobs: save_data run 42 started')
+        say.err('jobs: save_data run 42 failed', logging.ERROR, outcome='failed', duration=2.5)
+    finally:
+        logger.removeHandler(handler)
+
+    assert [(record.levelname, record.getMessage()) for record in records] == [
+        ('INFO', 'jobs: save_data run 42 started'), ('ERROR', 'jobs: save_data run 42 failed')]
+    assert (records[1].job, records[1].run, records[1].outcome, records[1].duration) == ('save_data', 42, 'failed', 2.5)
+    assert BelowWarning().filter(records[0]) and not BelowWarning().filter(records[1])

@@ -1,5 +1,6 @@
 """`manage.py jobs run`, as cron runs it: real processes on the test database (SQLite, and
 PostgreSQL in `tests/with_postgres.sh`), save_data against the fake LCO."""
+import json
 import os
 import signal
 from pathlib import Path
@@ -33,6 +34,22 @@ def test_a_job_is_run_recorded_and_its_output_passed_through(lco, tom_env):
     assert run.summary in run.output_tail
     assert run.finished_at > run.started_at and run.duration > 0
     assert DataProduct.objects.count() == 2
+
+
+def test_with_log_format_json_the_runtime_lines_are_json_with_their_fields(tom_env):
+    job = run_job({**tom_env, 'LOG_FORMAT': 'json'}, 'jobs', 'run', '--name', 'broken', 'save_data', '--target_id', '9')
+
+    assert job.returncode == 1
+    run = JobRun.objects.get()
+    started = json.loads(job.stdout.splitlines()[0])
+    assert (started['level'], started['logger']) == ('INFO', 'tom.jobs')
+    assert (started['job'], started['run']) == ('broken', run.pk)
+    assert started['message'].startswith(f'jobs: broken run {run.pk} started on host ')
+    assert "CommandError: no target with id '9'" in job.stderr.splitlines()   # the job's own line, as it wrote it
+    ended = json.loads(job.stderr.splitlines()[-1])
+    assert (ended['level'], ended['job'], ended['run'], ended['outcome'], ended['exit_status']) == (
+        'ERROR', 'broken', run.pk, 'failed', 1)
+    assert ended['duration'] == pytest.approx(run.duration) and 'time' in ended
 
 
 def test_a_failing_job_exits_non_zero_and_is_recorded_as_failed(tom_env):

@@ -52,8 +52,8 @@ def run(spec, handshake=None, say=None):
         return record
 
     def skipped(reason):
-        recorded(history.skip(spec, trigger, reason, tick))
-        say.out(f'jobs: {spec.name} {reason}')
+        run = recorded(history.skip(spec, trigger, reason, tick))
+        say.out(f'jobs: {spec.name} {reason}', run=run.pk, outcome=str(Outcome.SKIPPED), duration=0.0)
         return 0
 
     line = schedule.line_running_here(spec.name)

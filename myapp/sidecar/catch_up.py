@@ -31,7 +31,7 @@ class CatchUp:
             self.due = catchup.missed()
         if self.due:
             line, tick = self.due.pop(0)
-            self.say.out(f'cron: catching up {line.name}: its run of {format_moment(tick)} was missed')
+            self.say.out(f'cron: catching up {line.name}: its run of {format_moment(tick)} was missed', job=line.name)
             self.current = self.processes.start_job(
                 line.spec, f'catch-up run of {line.name}', on_exit=self._ended,
                 env=Handshake.catch_up(tick).environment())

@@ -32,11 +32,11 @@ class RunNow:
             line = schedule.line_of(request.name)
             if line is None:
                 JobRequest.objects.filter(pk=request.pk).update(error='the running crontab has no such job')
-                self.say.err(f'cron: run now of {request.name}: the running crontab has no such job')
+                self.say.err(f'cron: run now of {request.name}: the running crontab has no such job', job=request.name)
                 continue
             added = f' {" ".join(request.arguments)}' if request.arguments else ''
             self.say.out(f'cron: run now of {request.name}{added}, asked by {request.requested_by} '
-                         f'at {request.requested_at:%Y-%m-%d %H:%M:%S %Z}')
+                         f'at {request.requested_at:%Y-%m-%d %H:%M:%S %Z}', job=request.name, request=request.pk)
             self.running += 1
             self.processes.start_job(run_now.spec_of(request, line), f'run now of {request.name}', on_exit=self._ended,
                                      env=Handshake.run_now(request.pk).environment())

@@ -250,3 +250,27 @@ def children(pid, name=None):
             if name is None or comm == name:
                 found.append(int(child))
     return found
+
+
+def wakeups(pid):
+    """How often the process has gone to sleep and been woken (voluntary context switches)."""
+    status = Path(f'/proc/{pid}/status').read_text()
+    return int(re.search(r'^voluntary_ctxt_switches:\s+(\d+)', status, re.MULTILINE).group(1))
+
+
+@pytest.mark.skipif(not Path('/proc/self/status').exists(), reason='reads /proc')
+def test_while_nothing_is_due_the_program_sleeps(cron):
+    # Nothing due but its own chores: the crontab looked at every 5 s, the health file's
+    # heartbeat every 10 s, Run now and tasks looked for every 5 s (SQLite has no NOTIFY).
+    cron.env['CRONTAB_POLL_SECONDS'] = '5'
+    cron.start(f'@yearly {JOBS_RUN} --no-catch-up clearsessions\n')
+    cron.wait_for('edits are checked and loaded live')
+    time.sleep(3)  # past its start (supercronic started, the first health check made)
+
+    before = wakeups(cron.process.pid)
+    time.sleep(20)
+    woke = wakeups(cron.process.pid) - before
+
+    # Twice a second is 40 (the loop before this design); its chores, about 5 (they coincide).
+    assert woke <= 16, f'the cron program woke {woke} times in 20 s'
+    cron.stop()

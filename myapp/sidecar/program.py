@@ -119,7 +119,8 @@ class Program:
     def _sleep(self, wakeup):
         """Until the first part's wake_at, a child's output, a signal or a notification."""
         now = time.monotonic()
-        wake_at = min([now + MAX_SLEEP, *self.broken.values()]
+        restarts = [] if self.stopping else list(self.broken.values())  # none while stopping
+        wake_at = min([now + MAX_SLEEP, *restarts]
                       + [part.wake_at for name, part in self.parts.items() if name not in self.broken])
         if self.listener.enabled and self.listener.connection is None:
             wake_at = min(wake_at, self.listen_again_at)

@@ -11,23 +11,25 @@ milliseconds. web: the web server's /health/, which checks the database.
 """
 import os
 import sys
-from pathlib import Path
 
-APP = Path(__file__).resolve().parent.parent
+# os.path, not pathlib: pathlib would import re, fnmatch and urllib.parse, a third of the
+# check's cost, paid every 30 s.
+APP = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
 
 def role():
     if len(sys.argv) > 1:
         return sys.argv[1]
     try:
-        command = Path('/proc/1/cmdline').read_bytes()
+        with open('/proc/1/cmdline', 'rb') as cmdline:
+            command = cmdline.read()
         return 'cron' if b'jobs\0cron' in command or b'tasks\0work' in command else 'web'
     except OSError:
         return 'web'
 
 
 def cron():
-    sys.path.insert(0, str(APP))
+    sys.path.insert(0, APP)
     from myapp.sidecar import health_file
 
     healthy, lines = health_file.verdict(health_file.path())

@@ -6,6 +6,7 @@ crontab line is what `jobs run` does with it."""
 import argparse
 import shlex
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.conf import settings
 from django.core.management import get_commands, load_command_class
@@ -90,6 +91,23 @@ def spec_from_words(words):
 def check_command(argv):
     """CommandError naming what is wrong when argv is not a management command with arguments
     it accepts; jobs run refuses it before anything is recorded, jobs check reports it."""
+    problem = _problem(tuple(argv))
+    if problem:
+        raise CommandError(problem, returncode=2)
+
+
+@lru_cache(maxsize=256)
+def _problem(argv):
+    """What is wrong with argv, or None: once per process (the cron program checks every
+    line every 30 s, and the commands a process knows do not change while it runs)."""
+    try:
+        _check(argv)
+    except CommandError as error:
+        return str(error)
+    return None
+
+
+def _check(argv):
     name, arguments = argv[0], list(argv[1:])
     commands = get_commands()
     if name not in commands:

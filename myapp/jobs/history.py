@@ -16,6 +16,7 @@ from myapp.supervision.liveness import LOST_AFTER, silent, this_host
 Outcome = JobRun.Outcome
 EPOCH = Value(datetime(1970, 1, 1, tzinfo=UTC))
 
+
 def start(spec, trigger, scheduled_for=None, lock=None):
     """Records a run starting now; lock: the name of the lock it holds (the job's name)."""
     now = timezone.now()
@@ -125,9 +126,6 @@ def ran_since(name, moment):
     return worked(name).filter(
         Q(started_at__gte=moment) | Q(finished_at__gte=moment) | Q(outcome=Outcome.RUNNING)
     ).exists()
-
-
-FAILED = {Outcome.FAILED, Outcome.TIMED_OUT, Outcome.LOST}
 
 
 @dataclass

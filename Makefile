@@ -60,7 +60,7 @@ check: lint assets $(VENV)/bin/supercronic
 # Tests of one file share a worker: the container tests share one stack.
 POSTGRES_TESTS := tests/test_save_data.py tests/test_save_data_sync.py tests/test_object_storage.py tests/test_jobs_run.py tests/test_jobs_check.py tests/test_metrics.py \
 	tests/test_run_now.py tests/test_tasks.py tests/test_pause.py tests/test_notify.py tests/test_download_now.py \
-	tests/test_backup.py tests/test_backup_lifecycle.py
+	tests/test_backup.py tests/test_backup_lifecycle.py tests/test_job_rules.py tests/test_task_rules.py tests/test_query_counts.py
 test: lint assets $(VENV)/bin/supercronic $(VENV)/bin/restic kubernetes
 	$(VENV)/bin/pytest -n auto --dist loadfile $(PYTEST_ARGS)
 	tests/with_postgres.sh $(VENV)/bin/pytest -n auto --dist loadfile $(POSTGRES_TESTS) $(PYTEST_ARGS)

@@ -89,9 +89,12 @@ COPY --from=deps /app/.venv /app/.venv
 COPY . /app
 COPY --from=static /app/staticfiles /app/staticfiles
 
+# The app's bytecode, compiled here: the TOM's user may not write under /app, so every job,
+# task and health check would otherwise compile every module it imports at each start.
 # The crontab is checked before anything ships. -no-reap: bash may exec the last command as
 # the build step's PID 1, where supercronic would start a reaper and wait for it forever.
-RUN supercronic -no-reap -test /app/crontab
+RUN python3 -m compileall -q /app/manage.py /app/mytom /app/myapp /app/docker \
+ && supercronic -no-reap -test /app/crontab
 
 USER ${UID}:${GID}
 # matplotlib builds its font cache once, here, instead of at the start of every job.

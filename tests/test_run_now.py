@@ -6,9 +6,13 @@ from django.contrib.auth.models import User
 
 from myapp.jobs import run_now, schedule
 from myapp.models import JobRequest, JobRun
+from tests.conftest import wait_for
 
 CRONTAB = '@daily python manage.py jobs run --name sessions --timeout 5m clearsessions\n'
-
+# How soon a sleeping program must take a request: its polls are every 5 s without
+# notifications (SQLite) and every 60 s with them (PostgreSQL), so on PostgreSQL only the
+# request's NOTIFY meets it; the rest is room for a loaded machine.
+WOKEN_WITHIN = 20
 
 
 def wait_for_state(request, states, seconds=60):
@@ -32,6 +36,18 @@ def test_a_request_is_run_through_jobs_run_and_linked_to_its_run(cron_program):
     run = JobRun.objects.get()
     assert (run.name, run.command, run.trigger) == ('sessions', 'clearsessions', 'run now')
     assert request.run == run and request.picked_at is not None and request.host
+
+
+def test_a_request_wakes_the_sleeping_program(cron_program):
+    cron_program(CRONTAB)
+    time.sleep(3)  # past its first look for requests at start: asleep until its next poll
+
+    request = run_now.ask('sessions', User.objects.create_user('pi', is_staff=True))
+    asked = time.monotonic()
+    wait_for('the request to be taken', lambda: JobRequest.objects.get(pk=request.pk).picked_at, seconds=90)
+
+    waited = time.monotonic() - asked
+    assert waited < WOKEN_WITHIN, f'the request waited {waited:.1f} s to be taken'
 
 
 def test_two_cron_containers_take_each_request_once(cron_program):

@@ -99,6 +99,20 @@ def test_a_task_past_its_timeout_is_stopped_recorded_failed_and_the_next_task_ru
     assert f'tasks: echo task {after.id} succeeded in ' in log
 
 
+def test_a_task_queued_while_the_program_sleeps_wakes_it(worker_env, cron_program):
+    # Its polls are every 5 s without notifications (SQLite), every 60 s with them
+    # (PostgreSQL): there, only the NOTIFY sent as the task is stored takes it this soon.
+    cron_program(QUIET_CRONTAB)
+    time.sleep(3)  # past its first look at the queue at start: asleep until its next poll
+
+    queued = tasks.echo.enqueue('awake')
+    asked = time.monotonic()
+    wait_for('the task to be taken', lambda: record_of(queued.id), seconds=90)
+
+    waited = time.monotonic() - asked
+    assert waited < 20, f'the task waited {waited:.1f} s to be taken'
+
+
 def test_a_worker_killed_mid_task_leaves_the_task_failed_as_lost_and_never_runs_it_again(worker_env, cron_program):
     slow = tasks.sleep.enqueue(120)
     first = cron_program(QUIET_CRONTAB)

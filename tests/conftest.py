@@ -17,7 +17,7 @@ from tests.fake_lco import FakeLCO
 REPO = Path(__file__).resolve().parent.parent
 # The fixtures of tests that start `manage.py` processes (a Django start each, about two
 # seconds of CPU): such tests are marked `processes`, and the quick tier leaves them out.
-PROCESS_FIXTURES = {'tom_env', 'clean_env', 'cron_program', 'worker_env', 'first_tom', 'export_env'}
+PROCESS_FIXTURES = {'tom_env', 'clean_env', 'cron_program', 'worker_env', 'first_tom', 'second_tom', 'export_env'}
 
 
 def pytest_collection_modifyitems(items):
@@ -79,12 +79,29 @@ def databases():
     yield from database_factory()
 
 
+@pytest.fixture(scope='session')
+def tom_templates(tmp_path_factory):
+    """The migrated TOMs the backup tests copy (tests/backup_tom.py), made once per process."""
+    from tests.backup_tom import Templates, database_factory
+
+    for new in database_factory():
+        yield Templates(tmp_path_factory.mktemp('tom-templates'), new)
+
+
 @pytest.fixture
-def first_tom(tmp_path, databases):
+def first_tom(tmp_path, databases, tom_templates):
     """A TOM with data in it, in processes of its own, and its logged-in user's session cookie."""
     from tests.backup_tom import filled_tom
 
-    return filled_tom(tmp_path, databases)
+    return filled_tom(tmp_path, databases, tom_templates)
+
+
+@pytest.fixture
+def second_tom(tmp_path, databases, tom_templates):
+    """Makes a new stack's TOM (migrated, empty, a key of its own): second_tom() or second_tom(name)."""
+    from tests.backup_tom import fresh_tom
+
+    return lambda name='second': fresh_tom(tmp_path, databases, tom_templates, name)
 
 
 def atlas_env(env, atlas):

@@ -5,12 +5,12 @@ data folder, its own generated secret key), where everything is as it was; and e
 Runs on SQLite, and on PostgreSQL under tests/with_postgres.sh (each TOM a database of its own)."""
 import pytest
 
-from tests.backup_tom import DESCRIBE, TOTP_SECRET, fresh_tom
+from tests.backup_tom import DESCRIBE, TOTP_SECRET
 
 pytestmark = pytest.mark.backups
 
 
-def test_a_restore_into_a_fresh_tom_brings_back_everything_and_its_sessions(first_tom, tmp_path, databases):
+def test_a_restore_into_a_fresh_tom_brings_back_everything_and_its_sessions(first_tom, second_tom):
     tom, session = first_tom
     before = tom.shell(DESCRIBE, stdin=session)
     assert before['signed_in'] and before['totp_secret'] == TOTP_SECRET and len(before['products']) == 3
@@ -25,7 +25,7 @@ def test_a_restore_into_a_fresh_tom_brings_back_everything_and_its_sessions(firs
     listed = tom.ok('backup', 'list').stdout
     assert '1 snapshot(s) in' in listed and 'scheduled' in listed
 
-    second = fresh_tom(tmp_path, databases)
+    second = second_tom()
     assert second.shell(DESCRIBE, stdin=session)['users'] == ['AnonymousUser']
     restored = second.ok('backup', 'restore', 'latest')
     assert 'backup: restored snapshot' in restored.stdout
@@ -54,10 +54,10 @@ def _bytes(number, unit):
     return float(number) * {'bytes': 1, 'KB': 1e3, 'MB': 1e6, 'GB': 1e9}[unit]
 
 
-def test_restore_refuses_bad_input_and_changes_nothing(first_tom, tmp_path, databases):
+def test_restore_refuses_bad_input_and_changes_nothing(first_tom, second_tom, tmp_path):
     tom, session = first_tom
     tom.ok('backup', 'create')
-    second = fresh_tom(tmp_path, databases)
+    second = second_tom()
     key = second.key_file.read_text()
     empty = second.shell(DESCRIBE)
 
@@ -92,13 +92,13 @@ def test_restore_with_force_over_data_takes_a_snapshot_of_it_first(first_tom, tm
     assert 'before-restore' in tom.ok('backup', 'list').stdout
 
 
-def test_a_snapshot_from_a_newer_schema_is_refused(first_tom, tmp_path, databases):
+def test_a_snapshot_from_a_newer_schema_is_refused(first_tom, second_tom):
     tom, _ = first_tom
     # A migration this code does not have, as a newer version of the TOM would have applied.
     tom.shell('from django.db.migrations.recorder import MigrationRecorder; from django.db import connection; '
               'MigrationRecorder(connection).record_applied("myapp", "9999_from_the_future"); print("{}")')
     tom.ok('backup', 'create')
-    second = fresh_tom(tmp_path, databases)
+    second = second_tom()
 
     refused = second.manage('backup', 'restore', 'latest')
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.backup_tom import DESCRIBE, PASSPHRASE, fresh_tom
+from tests.backup_tom import DESCRIBE, PASSPHRASE
 from tests.conftest import REPO, start_s3_server, tool
 
 pytestmark = pytest.mark.backups
@@ -98,7 +98,7 @@ def test_before_migrate_takes_a_pre_upgrade_snapshot_only_when_migrations_are_du
     assert 'the snapshot before migrating failed, so nothing was migrated' in failing.stderr
 
 
-def test_a_bucket_as_the_repository(first_tom, tmp_path, databases):
+def test_a_bucket_as_the_repository(first_tom, second_tom):
     """BACKUP_REPOSITORY in an S3-compatible bucket (moto's server on 127.0.0.1, over HTTP)."""
     import boto3
 
@@ -112,7 +112,7 @@ def test_a_bucket_as_the_repository(first_tom, tmp_path, databases):
         tom.env.update(bucket)
         before = tom.shell(DESCRIBE, stdin=session)
         assert '3 data product file(s)' in tom.ok('backup', 'create').stdout
-        second = fresh_tom(tmp_path, databases)
+        second = second_tom()
         second.env.update(bucket)
         second.ok('backup', 'restore', 'latest')
         assert second.shell(DESCRIBE, stdin=session) == before

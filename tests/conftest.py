@@ -84,8 +84,9 @@ def tom_templates(tmp_path_factory):
     """The migrated TOMs the backup tests copy (tests/backup_tom.py), made once per process."""
     from tests.backup_tom import Templates, database_factory
 
-    for new in database_factory():
-        yield Templates(tmp_path_factory.mktemp('tom-templates'), new)
+    factory = database_factory()
+    yield Templates(tmp_path_factory.mktemp('tom-templates'), next(factory))
+    next(factory, None)  # the factory's end: the template databases dropped
 
 
 @pytest.fixture

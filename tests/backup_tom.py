@@ -176,21 +176,20 @@ class Templates:
             self.made[kind] = (tom, session)
         return self.made[kind]
 
-    def copy(self, kind, folder, databases, repository, key):
-        """A new TOM in folder, whose database and data folder are copies of the template's."""
+    def first(self, tmp_path, databases):
+        """A TOM with data in it, and the session cookie of its logged-in user."""
+        return self._copy('filled', tmp_path / 'first', databases, self.FIRST_KEY)
+
+    def second(self, tmp_path, databases):
+        """A new stack's TOM: migrated, nothing in it, a secret key of its own."""
+        tom, _ = self._copy('empty', tmp_path / 'second', databases, 'second-generated-key' * 3)
+        return tom
+
+    def _copy(self, kind, folder, databases, key):
+        """A new TOM in folder, whose database and data folder are copies of the template's;
+        it backs up into the test's repository, beside folder."""
         template, session = self._template(kind)
-        tom = Tom(folder, databases(folder, like=template.env['DATABASE_URL']), repository, key)
+        tom = Tom(folder, databases(folder, like=template.env['DATABASE_URL']), folder.parent / 'repository', key)
         if Path(template.env['DATA_DIR']).exists():
             shutil.copytree(template.env['DATA_DIR'], tom.env['DATA_DIR'])
         return tom, session
-
-
-def filled_tom(tmp_path, databases, templates):
-    """A TOM with data in it, and the session cookie of its logged-in user."""
-    return templates.copy('filled', tmp_path / 'first', databases, tmp_path / 'repository', Templates.FIRST_KEY)
-
-
-def fresh_tom(tmp_path, databases, templates, name='second'):
-    """A new stack's TOM: migrated, nothing in it, a secret key of its own."""
-    tom, _ = templates.copy('empty', tmp_path / name, databases, tmp_path / 'repository', f'{name}-generated-key' * 3)
-    return tom

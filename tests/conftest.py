@@ -92,17 +92,13 @@ def tom_templates(tmp_path_factory):
 @pytest.fixture
 def first_tom(tmp_path, databases, tom_templates):
     """A TOM with data in it, in processes of its own, and its logged-in user's session cookie."""
-    from tests.backup_tom import filled_tom
-
-    return filled_tom(tmp_path, databases, tom_templates)
+    return tom_templates.first(tmp_path, databases)
 
 
 @pytest.fixture
 def second_tom(tmp_path, databases, tom_templates):
-    """Makes a new stack's TOM (migrated, empty, a key of its own): second_tom() or second_tom(name)."""
-    from tests.backup_tom import fresh_tom
-
-    return lambda name='second': fresh_tom(tmp_path, databases, tom_templates, name)
+    """Makes a new stack's TOM (migrated, empty, a key of its own) when called."""
+    return lambda: tom_templates.second(tmp_path, databases)
 
 
 def atlas_env(env, atlas):
@@ -215,6 +211,13 @@ def _database_url():
         return f'sqlite:///{db["NAME"]}'
     user, password = quote(db['USER'] or '', safe=''), quote(db['PASSWORD'] or '', safe='')
     return f'postgres://{user}:{password}@{db["HOST"]}:{db["PORT"] or 5432}/{db["NAME"]}'
+
+
+# How soon a sleeping cron program must take a Run now request or a task stored meanwhile.
+# It polls every 5 s without notifications (SQLite) and every 60 s with them (PostgreSQL,
+# myapp/sidecar/program.py's LISTENING_POLL): there, only the NOTIFY sent as the request or
+# task is stored meets it. The rest is room for a loaded machine.
+WOKEN_WITHIN = 20
 
 
 def wait_for(what, check, seconds=60, every=0.05):

@@ -6,13 +6,9 @@ from django.contrib.auth.models import User
 
 from myapp.jobs import run_now, schedule
 from myapp.models import JobRequest, JobRun
-from tests.conftest import wait_for
+from tests.conftest import WOKEN_WITHIN, wait_for
 
 CRONTAB = '@daily python manage.py jobs run --name sessions --timeout 5m clearsessions\n'
-# How soon a sleeping program must take a request: its polls are every 5 s without
-# notifications (SQLite) and every 60 s with them (PostgreSQL), so on PostgreSQL only the
-# request's NOTIFY meets it; the rest is room for a loaded machine.
-WOKEN_WITHIN = 20
 
 
 def wait_for_state(request, states, seconds=60):

@@ -52,7 +52,7 @@ lint: venv
 # that runs in this process: the rules with a fixed clock, the pages, the layers, the query
 # counts (no Docker, Chromium, PostgreSQL, control plane, nor `manage.py` processes).
 # Measured: 23 s wall on 2 cores, warm (100 tests; 33 s while the machine did other work).
-QUICK := not docker and not browser and not postgres and not kubernetes and not backups and not processes
+QUICK := not docker and not browser and not postgres and not kubernetes and not backups and not processes and not thorough
 check: lint assets $(VENV)/bin/supercronic
 	$(VENV)/bin/pytest -n 2 -m "$(QUICK)" $(PYTEST_ARGS)
 

@@ -4,7 +4,7 @@ from django.conf import settings
 from myapp.models import JobRun
 
 
-def duration_chart(runs):
+def duration_chart(runs, summaries=True):
     """A plotly chart of the runs' durations over time, one colour per outcome, as an HTML
     div that draws itself once plotly's script is loaded."""
     # Imported here: plotly is heavy, and only this page needs it.
@@ -18,7 +18,7 @@ def duration_chart(runs):
             figure.add_trace(go.Scatter(
                 x=[run.started_at for run in points], y=[run.duration for run in points], mode='markers',
                 name=outcome.label, marker={'color': OUTCOME_COLOURS[outcome], 'size': 9},
-                text=[run.summary for run in points],
+                text=[run.summary if summaries else run.outcome for run in points],
             ))
     figure.update_layout(height=320, margin={'l': 50, 'r': 20, 't': 20, 'b': 40}, yaxis_title='seconds',
                          template=settings.PLOTLY_THEME, legend={'orientation': 'h'})

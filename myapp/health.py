@@ -1,8 +1,13 @@
-"""`/health/`: answers whether this web process can reach its database."""
+"""`/health/`: answers whether this web process can reach its database, and nothing more:
+the driver's error (host, port, user) goes to the log, not to whoever asks."""
+import logging
+
 from django.db import connection
 from django.http import JsonResponse
 
 from myapp.failures import one_line
+
+logger = logging.getLogger('tom.web')
 
 HEALTH_PATH = '/health/'
 
@@ -22,5 +27,6 @@ class HealthCheckMiddleware:
             with connection.cursor() as cursor:
                 cursor.execute('SELECT 1')
         except Exception as error:
-            return JsonResponse({'status': 'error', 'database': one_line(error)}, status=503)
+            logger.error('health: the database cannot be reached: %s', one_line(error))
+            return JsonResponse({'status': 'error'}, status=503)
         return JsonResponse({'status': 'ok'})

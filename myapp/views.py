@@ -101,7 +101,7 @@ class JobDetailView(LoginRequiredMixin, TemplateView):
         return {
             **super().get_context_data(**kwargs),
             'name': name, 'line': line, 'page_obj': page, 'runs': history.as_seen(list(page.object_list)),
-            'chart': duration_chart(list(runs[:self.chart_runs])),
+            'chart': duration_chart(list(runs[:self.chart_runs]), summaries=self.request.user.is_staff),
             'may_run_now': line is not None and self.request.user.is_staff,
             'job_request': job_request, 'state': run_now.state(job_request) if job_request else None,
             'pause': pause, 'pause_text': pauses.describe(pause) if pause else '',
@@ -116,7 +116,7 @@ class JobsAPIView(APIView):
     def get(self, request):
         jobs_board = board()
         load, rejection = jobs_board.load, jobs_board.rejection
-        return Response({
+        answer = {
             'crontab_loaded_at': load.loaded_at.isoformat() if load else None,
             'rejected_edit': {'at': rejection.loaded_at.isoformat(), 'bad_line': rejection.bad_line,
                               'reason': rejection.reason} if rejection else None,
@@ -124,7 +124,8 @@ class JobsAPIView(APIView):
             'jobs': [row.as_dict() for row in jobs_board.rows],
             'tasks': task_board().as_dict(),
             'backups': jobs_board.backup.as_dict(),
-        })
+        }
+        return Response(answer if request.user.is_staff else _names_times_outcomes(answer))
 
 
 class RunNowView(APIView):
@@ -221,6 +222,19 @@ class DownloadNowView(APIView):
             return _see_other(f'{reverse("tom_targets:detail", args=[target.pk])}?tab=jobs')
         return render(request._request, 'myapp/partials/run_request.html',
                       {'job_request': job_request, 'state': run_now.state(job_request)}, status=202)
+
+
+# What a job printed and what a task was given can name private targets and files: staff only.
+STAFF_ONLY_KEYS = frozenset({'summary', 'output_tail', 'error', 'arguments'})
+
+
+def _names_times_outcomes(value):
+    """VALUE without the keys of STAFF_ONLY_KEYS, at any depth."""
+    if isinstance(value, dict):
+        return {key: _names_times_outcomes(item) for key, item in value.items() if key not in STAFF_ONLY_KEYS}
+    if isinstance(value, list):
+        return [_names_times_outcomes(item) for item in value]
+    return value
 
 
 def _from_a_form(request):

@@ -6,6 +6,7 @@ variable; `.env.example` shows them with their defaults.
 import importlib.util
 import os
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -41,7 +42,8 @@ def env_duration(name, default):
 
 def env_or_file(name):
     """The variable NAME, or else the content of the file named by NAME_FILE (how the
-    containers pass secrets generated on first start), or ''."""
+    containers pass secrets generated on first start, and compose's or Kubernetes' secrets
+    files: a secret need not be in any process's environment), or ''."""
     value = env.str(name, default='')
     path = env.str(f'{name}_FILE', default='')
     if value or not path:
@@ -68,13 +70,21 @@ CSRF_TRUSTED_ORIGINS = env.list('CSRF_TRUSTED_ORIGINS', default=[])
 
 TOM_NAME = env.str('TOM_NAME', default='mytom')
 
-# Behind an HTTPS proxy: cookies only over HTTPS, redirect plain HTTP, tell browsers (HSTS).
-if env.bool('HTTPS', default=False):
+# Behind an HTTPS proxy: cookies only over HTTPS, redirect plain HTTP, tell browsers (HSTS, a
+# year). How many proxies stand in front of the web server (TRUSTED_PROXIES, 1 by default with
+# HTTPS, else 0): only their X-Forwarded-Proto and X-Forwarded-For are believed, never a
+# client's own (myapp/access/client_address.py).
+HTTPS = env.bool('HTTPS', default=False)
+TRUSTED_PROXIES = env_number('TRUSTED_PROXIES', env.int, 1 if HTTPS else 0)
+if TRUSTED_PROXIES < 0:
+    raise ImproperlyConfigured('TRUSTED_PROXIES must not be negative')
+if TRUSTED_PROXIES:
     SECURE_PROXY_SSL_HEADER = ('HTTP_X_FORWARDED_PROTO', 'https')
+if HTTPS:
     SECURE_SSL_REDIRECT = True
     SECURE_REDIRECT_EXEMPT = [r'^health/$']
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = env_number('SECURE_HSTS_SECONDS', env.int, 3600)
+    SECURE_HSTS_SECONDS = env_number('SECURE_HSTS_SECONDS', env.int, 365 * 24 * 3600)
 
 # Where everything the TOM writes lives: the embedded database and downloaded data products.
 DATA_DIR = Path(env.str('DATA_DIR', default=str(BASE_DIR / 'data'))).resolve()
@@ -85,6 +95,7 @@ except OSError as error:
 
 INSTALLED_APPS = TOMTOOLKIT_INSTALLED_APPS + [  # noqa: F405
     'myapp.apps.MyappConfig',
+    'axes',
 ]
 
 SITE_ID = 1
@@ -94,6 +105,11 @@ SITE_ID = 1
 MIDDLEWARE = ['myapp.health.HealthCheckMiddleware'] + list(TOMTOOLKIT_MIDDLEWARE)  # noqa: F405
 MIDDLEWARE.insert(2, 'whitenoise.middleware.WhiteNoiseMiddleware')
 MIDDLEWARE.append('csp.middleware.CSPMiddleware')
+# The doors TOM Toolkit leaves open, closed before its views run (myapp/access/doors.py).
+# Bad input to its views answers 400, not 500 (myapp/access/bad_input.py).
+MIDDLEWARE += ['myapp.access.middleware.DoorsMiddleware', 'myapp.access.bad_input.BadInputMiddleware']
+# django-axes last, as its documentation asks: it answers a locked-out request.
+MIDDLEWARE.append('axes.middleware.AxesMiddleware')
 
 # The sky survey the Aladin Lite viewers show (target list, target page): the URL of a HiPS
 # survey, e.g. https://alasky.cds.unistra.fr/DSS/DSSColor for CDS's colour DSS. None by default:
@@ -182,7 +198,20 @@ LOGIN_URL = '/accounts/login/'
 LOGIN_REDIRECT_URL = '/'
 LOGOUT_REDIRECT_URL = '/'
 
-AUTHENTICATION_BACKENDS = TOMTOOLKIT_AUTHENTICATION_BACKENDS  # noqa: F405
+# Password guessing, throttled wherever a password is taken (the login form, /api/token-auth/,
+# the admin's login) by django-axes, counted in the database that every web worker and replica
+# shares: LOGIN_FAILURE_LIMIT failures for one account, or from one address, lock it for
+# LOGIN_LOCK_WINDOW; a success resets the account's count. Each lock is a WARNING log line.
+AUTHENTICATION_BACKENDS = ['axes.backends.AxesStandaloneBackend', *TOMTOOLKIT_AUTHENTICATION_BACKENDS]  # noqa: F405
+AXES_FAILURE_LIMIT = env_number('LOGIN_FAILURE_LIMIT', env.int, 5)
+if AXES_FAILURE_LIMIT < 1:
+    raise ImproperlyConfigured('LOGIN_FAILURE_LIMIT must be at least 1')
+AXES_COOLOFF_TIME = timedelta(seconds=env_duration('LOGIN_LOCK_WINDOW', '15m'))
+AXES_LOCKOUT_PARAMETERS = ['username', 'ip_address']
+AXES_CLIENT_IP_CALLABLE = 'myapp.access.client_address.client_address'
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_SENSITIVE_PARAMETERS = []  # the log names the account and the address (never a password)
 
 LANGUAGE_CODE = 'en-us'
 TIME_ZONE = env.str('TIME_ZONE', default=env.str('TZ', default='UTC'))
@@ -332,20 +361,20 @@ JOB_TIMEOUT = env_duration('JOB_TIMEOUT', '1h')
 # Runs older than this many days are deleted by the daily `prune_job_history` job.
 JOB_HISTORY_DAYS = env_number('JOB_HISTORY_DAYS', env.int, 90)
 # Failed runs and check-ins go to Sentry when set; nothing is sent when empty.
-SENTRY_DSN = env.str('SENTRY_DSN', default='')
+SENTRY_DSN = env_or_file('SENTRY_DSN')
 # Tell people when a job turns failing or overdue, and when it recovers (myapp/jobs/notify.py):
 # Apprise URLs (mailtos://, slack://, mmost://, ntfy://, json:// ...), and/or the staff by the
 # TOM's own e-mail; a reminder this often while a job stays so; the TOM's address for links.
-JOBS_NOTIFY = env.str('JOBS_NOTIFY', default='')
+JOBS_NOTIFY = env_or_file('JOBS_NOTIFY')
 JOBS_NOTIFY_EMAIL_STAFF = env.bool('JOBS_NOTIFY_EMAIL_STAFF', default=False)
 _repeat = env.str('JOBS_NOTIFY_REPEAT', default='')
 JOBS_NOTIFY_REPEAT = env_duration('JOBS_NOTIFY_REPEAT', _repeat) if _repeat else None  # empty: no reminder
 TOM_BASE_URL = env.str('TOM_BASE_URL', default='').rstrip('/')
 # Django's e-mail, e.g. smtp+tls://user:password@smtp.example.org:587 (django-environ's forms).
-vars().update(env.email_url('EMAIL_URL', default='smtp://localhost:25'))
+vars().update(env.email_url_config(env_or_file('EMAIL_URL') or 'smtp://localhost:25'))
 DEFAULT_FROM_EMAIL = env.str('DEFAULT_FROM_EMAIL', default=f'{TOM_NAME} <tom@localhost>')
 # /metrics answers only requests bearing this token; without one it is not served at all.
-METRICS_TOKEN = env.str('METRICS_TOKEN', default='')
+METRICS_TOKEN = env_or_file('METRICS_TOKEN')
 # The cron container's program (`jobs cron`): the crontab it runs, how often it looks for
 # edits of it, and the file where it keeps the state its health check reads.
 CRONTAB = env.str('CRONTAB', default='/etc/tom/crontab')
@@ -389,7 +418,7 @@ FACILITIES = {
     'LCO': {
         'portal_url': env.str('LCO_PORTAL_URL', default='https://observe.lco.global'),
         'archive_url': env.str('LCO_ARCHIVE_URL', default='https://archive-api.lco.global/'),
-        'api_key': env.str('LCO_API_KEY', default=''),
+        'api_key': env_or_file('LCO_API_KEY'),
     },
     'GEM': {
         'portal_url': {
@@ -464,9 +493,12 @@ REST_FRAMEWORK = {
     'DEFAULT_AUTHENTICATION_CLASSES': [
         'tom_common.accounts.api_auth.TomTokenAuthentication',
         'rest_framework.authentication.SessionAuthentication',
-        'rest_framework.authentication.BasicAuthentication',
+        # No HTTP Basic: a password on every API request would skip two-factor authentication.
+        # Scripts use a token (from /api/token-auth/, throttled, or the user's profile page).
     ],
-    'DEFAULT_PERMISSION_CLASSES': [],
+    # TOM Toolkit's API views filter what each user may see, but set no permission classes:
+    # with none, an anonymous visitor could POST a target. Reading stays as AUTH_STRATEGY says.
+    'DEFAULT_PERMISSION_CLASSES': ['rest_framework.permissions.IsAuthenticatedOrReadOnly'],
     'TEST_REQUEST_DEFAULT_FORMAT': 'json',
     'DEFAULT_PAGINATION_CLASS': 'rest_framework.pagination.LimitOffsetPagination',
     'PAGE_SIZE': 100,

@@ -21,6 +21,7 @@ POPULATE = '''
 import json, os
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
+from django.http import HttpRequest
 from django.test import Client
 from django.utils import timezone
 from allauth.mfa.totp.internal.auth import TOTP
@@ -46,7 +47,7 @@ for n in range(50):
 JobRun.objects.create(name='save_data', command='save_data', host='h', pid=1, started_at=timezone.now(),
                       outcome='succeeded', summary='done: 1 record(s) checked')
 client = Client()
-assert client.login(username='pi', password='a long password')
+assert client.login(request=HttpRequest(), username='pi', password='a long password')  # django-axes needs a request
 print(json.dumps({'session': client.cookies['sessionid'].value}))
 '''.replace('TOTP_SECRET', repr(TOTP_SECRET))
 
@@ -54,6 +55,7 @@ print(json.dumps({'session': client.cookies['sessionid'].value}))
 DESCRIBE = '''
 import hashlib, json, sys
 from django.contrib.auth.models import User
+from django.http import HttpRequest
 from django.test import Client
 from allauth.mfa.adapter import get_adapter
 from allauth.mfa.models import Authenticator

@@ -60,7 +60,9 @@ def test_every_variable_read_is_in_the_readme_and_env_example():
 def test_every_variable_documented_is_read_somewhere():
     read = read_by_the_product()
     for path in ELSEWHERE:
-        read |= names(SCRIPT_READ, path.read_text())
+        text = path.read_text()
+        read |= names(SCRIPT_READ, text) | names(SETTINGS_READ, text)
+        read |= {f'{name}_FILE' for name in re.findall(rf"env_or_file\('{NAME}'\)", text)}
 
     assert documented_in_readme() - read == set(), 'in the tables of README.md or docs/ but read nowhere'
     assert documented_in_env_example() - read == set(), 'in .env.example but read nowhere'

@@ -65,8 +65,8 @@ def test_the_navigation_bar_has_jobs_for_logged_in_users_only(client, user_clien
     assert 'id="nav-jobs"' not in Client().get('/').content.decode()
 
 
-def test_the_list_shows_each_job_with_its_schedule_next_runs_and_last_run(user_client, jobs):
-    page = user_client.get('/jobs/').content.decode()
+def test_the_list_shows_each_job_with_its_schedule_next_runs_and_last_run(staff_client, jobs):
+    page = staff_client.get('/jobs/').content.decode()
 
     assert '<code>*/15 * * * *</code>' in page and 'Every 15 minutes' in page
     assert '<code>5 * * * *</code>' in page and 'At 5 minutes past the hour' in page
@@ -97,14 +97,32 @@ def test_a_rejected_edit_is_shown_with_the_schedule_still_running(user_client, j
     assert 'the schedule below keeps running' in page and 'data-job="save_data"' in page
 
 
-def test_a_job_page_lists_its_runs_with_their_output_and_a_chart(user_client, jobs):
-    page = user_client.get('/jobs/save_data/').content.decode()
+def test_a_job_page_lists_its_runs_with_their_output_and_a_chart(staff_client, jobs):
+    page = staff_client.get('/jobs/save_data/').content.decode()
 
     assert '<td><span class="outcome outcome-failed">failed</span></td>' in page
     assert 'FAILED observation 42 (LCORedirect): HTTP 500' in page  # its output tail
+    assert 'done: 3 record(s) checked, 1 failure(s)' in page  # its summary
     assert 'class="plotly-graph-div"' in page and '/static/plotly/plotly.min.js' in page
-    assert 'id="run-now-button"' not in page
-    assert user_client.get('/jobs/no_such_job/').status_code == 404
+    assert staff_client.get('/jobs/no_such_job/').status_code == 404
+
+
+def test_users_who_are_not_staff_see_names_times_and_outcomes_but_no_output(user_client, jobs):
+    """What a job printed can name private targets and files: staff only, on every page and in
+    the JSON view (a task's arguments too)."""
+    from django_tasks.backends.database.models import DBTaskResult
+
+    DBTaskResult.objects.create(task_path='tom_dataproducts.tasks.atlas_query', queue_name='default',
+                                backend_name='default', priority=0,
+                                args_kwargs={'args': ['SN 2026secret'], 'kwargs': {}})
+    pages = [user_client.get(url).content.decode() for url in ('/jobs/', '/jobs/save_data/')]
+    api = user_client.get('/api/jobs/').content.decode()
+
+    for text in [*pages, api]:
+        assert 'save_data' in text and 'failed' in text
+        assert 'FAILED observation 42' not in text and 'record(s) checked' not in text
+        assert 'SN 2026secret' not in text
+    assert 'id="run-now-button"' not in pages[1]
 
 
 def test_runs_are_paginated_newest_first(user_client, jobs):
@@ -185,14 +203,14 @@ def test_run_now_works_as_a_plain_form_too(staff_client, jobs):
     assert staff_client.get('/jobs/save_data/?request=nonsense').status_code == 200
 
 
-def test_a_run_whose_runner_is_gone_is_shown_lost_and_only_recorded_by_jobs_check(user_client, jobs, settings,
-                                                                                   tom_env):
+def test_a_run_whose_runner_is_gone_is_shown_lost_and_only_recorded_by_jobs_check(user_client, staff_client, jobs,
+                                                                                   settings, tom_env):
     settings.METRICS_TOKEN = 'pages-metrics-token'
     gone = history.start(spec_from_words(['update_statuses']), JobRun.Trigger.SCHEDULE)
     JobRun.objects.filter(pk=gone.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
 
     listing = user_client.get('/jobs/').content.decode()
-    page = user_client.get('/jobs/update_statuses/').content.decode()
+    page = staff_client.get('/jobs/update_statuses/').content.decode()
     api = user_client.get('/api/jobs/').json()
     metrics = user_client.get('/metrics', HTTP_AUTHORIZATION='Bearer pages-metrics-token')
 

@@ -18,7 +18,8 @@ from tests.k8s.cluster import Cluster
 
 CHART = REPO / 'deploy' / 'mytom'
 VALUES = ['--set', 'secrets.SECRET_KEY=tests-only', '--set', 'secrets.DATABASE_URL=postgres://tom@db:5432/tom',
-          '--set', 'image.repository=mytom', '--set', 'image.tag=tests']
+          '--set', 'image.repository=mytom', '--set', 'image.tag=tests',
+          '--set', 'config.ALLOWED_HOSTS=tom.example.org']
 
 
 def export(export_env, crontab_text, tmp_path):

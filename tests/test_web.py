@@ -71,3 +71,22 @@ def test_a_product_s_thumbnail_is_served_to_whoever_may_see_the_product_only(cli
 
     assert response.status_code == 200
     assert b''.join(response.streaming_content) == b'\xff\xd8 a jpeg'
+
+
+@pytest.mark.django_db(transaction=True)
+def test_health_says_the_database_is_down_and_nothing_about_it(client, caplog):
+    """The driver's error names the database's host, port and user: for the log, not for anyone."""
+    from django.db import connection
+
+    connection.close()
+    name = connection.settings_dict['NAME']
+    connection.settings_dict['NAME'] = '/no-such-folder/db-host-5432/db.sqlite3'
+    try:
+        response = client.get('/health/')
+    finally:
+        connection.close()
+        connection.settings_dict['NAME'] = name
+
+    assert response.status_code == 503
+    assert response.json() == {'status': 'error'}
+    assert any('the database cannot be reached' in record.getMessage() for record in caplog.records)

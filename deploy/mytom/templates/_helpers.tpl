@@ -50,6 +50,8 @@ volumeMounts:
 {{- end -}}
 
 {{- define "mytom.pod" -}}
+# The TOM never calls the Kubernetes API: no token for a break-in to use.
+automountServiceAccountToken: false
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 {{- with .Values.imagePullSecrets }}

@@ -1,0 +1,57 @@
+"""Applies the doors (myapp/access/doors.py) before TOM Toolkit's views run: the request is
+refused before anything is read or changed, in the answer a browser or a script expects."""
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseNotAllowed
+
+from myapp.access.doors import BY_NAME
+from myapp.access.objects import may
+
+
+def refusal(door, request, kwargs):
+    """None when the door lets the request through; else the answer to give."""
+    if door.gone:
+        raise Http404(f'Not served: {door.why}')
+    user = request.user
+    if door.login and not user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    if door.staff and not user.is_staff:
+        raise PermissionDenied('Only staff may do this.')
+    if door.post_only and request.method != 'POST':
+        return HttpResponseNotAllowed(['POST'])
+    for locate in door.view:
+        for target in locate(request, kwargs):
+            if not may(user, target, 'view_target'):
+                raise Http404('No such target')  # the same answer whether it exists or not
+    if request.method in door.changing:
+        for locate in door.change:
+            for target in locate(request, kwargs):
+                if not may(user, target, 'change_target'):
+                    raise PermissionDenied('You may not change this target.')
+    return None
+
+
+class DoorsMiddleware:
+    """After authentication and CSRF: the request's user is known and a forged POST has
+    already been refused."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        door = _door(request)
+        return refusal(door, request, view_kwargs) if door else None
+
+    def process_template_response(self, request, response):
+        door = _door(request)
+        if door and door.narrow:
+            door.narrow(request, response)
+        return response
+
+
+def _door(request):
+    match = request.resolver_match
+    return BY_NAME.get(match.view_name) if match else None

@@ -1,0 +1,76 @@
+"""How a door finds the targets a request is about (in its URL, its query or its form), and
+whether a user may view or change them. A target's permissions in TOM Toolkit are its own
+(`permissions`: OPEN, PUBLIC, PRIVATE) and django-guardian's per-object grants; a data product,
+an observation record and a share belong to their target."""
+from tom_dataproducts.models import DataProduct
+from tom_observations.models import ObservationRecord
+from tom_targets.models import Target
+from tom_targets.permissions import targets_for_user
+
+EVERY_TARGET = 'every target'  # a request about all targets at once: staff only
+
+
+def _number(value):
+    """A primary key from untrusted text, or None when it is not one (no such object)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number < 2 ** 63 else None
+
+
+def target_in_url(kwarg):
+    def locate(request, kwargs):
+        return [_number(kwargs.get(kwarg))]
+    locate.describe = f'the target in the URL ({kwarg})'
+    return locate
+
+
+def _owner_in_url(model, kwarg, label):
+    def locate(request, kwargs):
+        pk = _number(kwargs.get(kwarg))
+        return [model.objects.filter(pk=pk).values_list('target_id', flat=True).first() if pk else None]
+    locate.describe = f"the {label}'s target (URL: {kwarg})"
+    return locate
+
+
+def product_in_url(kwarg):
+    return _owner_in_url(DataProduct, kwarg, 'data product')
+
+
+def record_in_url(kwarg):
+    return _owner_in_url(ObservationRecord, kwarg, 'observation record')
+
+
+def target_in_request(field, every_when_missing=False):
+    """The target named by a query or form field; a request naming none is about no target,
+    or, when every_when_missing, about every target."""
+    def locate(request, kwargs):
+        value = request.POST.get(field) if request.method == 'POST' else None
+        value = value or request.GET.get(field)
+        if value in (None, ''):
+            return [EVERY_TARGET] if every_when_missing else []
+        return [_number(value)]
+    locate.describe = f'the target of the request\'s {field}'
+    return locate
+
+
+def record_in_request(field):
+    def locate(request, kwargs):
+        value = request.POST.get(field) if request.method == 'POST' else request.GET.get(field)
+        if value in (None, ''):
+            return []
+        pk = _number(value)
+        return [ObservationRecord.objects.filter(pk=pk).values_list('target_id', flat=True).first() if pk else None]
+    locate.describe = f"the observation record's target ({field})"
+    return locate
+
+
+def may(user, target_pk, action):
+    """Whether user may ACTION (view_target, change_target) the target; False when there is
+    no such target, so that a missing one and a forbidden one look alike."""
+    if target_pk is None:
+        return False
+    if target_pk == EVERY_TARGET:
+        return user.is_superuser
+    return targets_for_user(user, Target.objects.filter(pk=target_pk), action).exists()

@@ -61,7 +61,8 @@ check: lint assets $(VENV)/bin/supercronic
 # are listed at the end, to see what keeps CI from its 25 minutes.
 POSTGRES_TESTS := tests/test_save_data.py tests/test_save_data_sync.py tests/test_object_storage.py tests/test_jobs_run.py tests/test_jobs_check.py tests/test_metrics.py \
 	tests/test_run_now.py tests/test_tasks.py tests/test_pause.py tests/test_notify.py tests/test_download_now.py \
-	tests/test_backup.py tests/test_backup_lifecycle.py tests/test_job_rules.py tests/test_task_rules.py tests/test_query_counts.py
+	tests/test_backup.py tests/test_backup_lifecycle.py tests/test_job_rules.py tests/test_task_rules.py tests/test_query_counts.py \
+	tests/test_permission_matrix.py tests/test_doors.py tests/test_password_guessing.py
 test: lint assets $(VENV)/bin/supercronic $(VENV)/bin/restic kubernetes
 	$(VENV)/bin/pytest -n auto --dist loadfile --durations=15 $(PYTEST_ARGS)
 	tests/with_postgres.sh $(VENV)/bin/pytest -n auto --dist loadfile --durations=15 $(POSTGRES_TESTS) $(PYTEST_ARGS)

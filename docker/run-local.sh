@@ -20,10 +20,11 @@ export SECRET_KEY_FILE="$DATA_DIR/secrets/secret_key"
 # The image collects static files when it is built; here, before each start.
 python3 "$app/manage.py" collectstatic --no-input -v 0
 
+"$app/docker/migrate.sh"
 "$app/docker/start-web.sh" &
 web=$!
 trap 'kill -TERM "$web" ${cron:+"$cron"} 2>/dev/null || true' INT TERM EXIT
-# Jobs start once the web server has migrated the database and answers.
+# Jobs start once the web server answers.
 until python3 "$app/docker/healthcheck.py" web 2>/dev/null; do
     kill -0 "$web" 2>/dev/null || { echo "run-local: the web server stopped" >&2; exit 1; }
     sleep 1

@@ -34,6 +34,10 @@ from myapp.task_queue import queue
 from myapp.task_queue.board import task_board
 from myapp.timing import parse_duration
 
+# What a job printed and what a task was given can name private targets and files: staff only.
+STAFF_ONLY_KEYS = frozenset({'summary', 'output_tail', 'error', 'arguments'})
+MAX_FIELD = 500  # characters of a pause's duration or reason: a sentence, not a file
+
 
 @login_required
 def data_product_file(request, path):
@@ -109,7 +113,8 @@ class JobDetailView(LoginRequiredMixin, TemplateView):
 
 
 class JobsAPIView(APIView):
-    """GET /api/jobs/: the Jobs page's list as JSON, for monitoring and scripts (token or session)."""
+    """GET /api/jobs/: the Jobs page's list as JSON, for monitoring and scripts (token or session);
+    what jobs printed and tasks were given, for staff only."""
 
     permission_classes = [IsAuthenticated]
 
@@ -192,12 +197,17 @@ class PauseView(APIView):
                 return Response({'error': f'{name} is not paused'}, status=409)
             answer = {'name': name, 'paused': None}
         else:
-            duration = (request.data.get('for') or '').strip()
+            duration = str(request.data.get('for') or '').strip()[:MAX_FIELD]
+            reason = str(request.data.get('reason') or '').strip()
+            if len(reason) > MAX_FIELD:
+                return Response({'error': f'the reason is longer than {MAX_FIELD} characters'}, status=400)
             try:
                 until = timezone.now() + timedelta(seconds=parse_duration(duration)) if duration else None
             except ValueError as error:
                 return Response({'error': str(error)}, status=400)
-            pause = pauses.pause(name, who, until, (request.data.get('reason') or '').strip())
+            except OverflowError:
+                return Response({'error': f'{duration!r} is longer than any pause can be'}, status=400)
+            pause = pauses.pause(name, who, until, reason)
             answer = {'name': name, 'paused': pauses.describe(pause)}
         if _from_a_form(request):
             return _see_other(reverse('jobs:detail', args=[name]))
@@ -222,10 +232,6 @@ class DownloadNowView(APIView):
             return _see_other(f'{reverse("tom_targets:detail", args=[target.pk])}?tab=jobs')
         return render(request._request, 'myapp/partials/run_request.html',
                       {'job_request': job_request, 'state': run_now.state(job_request)}, status=202)
-
-
-# What a job printed and what a task was given can name private targets and files: staff only.
-STAFF_ONLY_KEYS = frozenset({'summary', 'output_tail', 'error', 'arguments'})
 
 
 def _names_times_outcomes(value):

@@ -392,7 +392,10 @@ BACKUP_REPOSITORY = env.str('BACKUP_REPOSITORY', default=str(BASE_DIR / 'backups
 # compose) and used: backups still run, but cannot be read once that volume is gone.
 BACKUP_PASSPHRASE = env_or_file('BACKUP_PASSPHRASE')
 _key_file = env.str('SECRET_KEY_FILE', default='')
-BACKUP_GENERATED_PASSPHRASE_FILE = (Path(_key_file).parent if _key_file else DATA_DIR) / 'backup_passphrase'
+BACKUP_GENERATED_PASSPHRASE_FILE = env.str('BACKUP_GENERATED_PASSPHRASE_FILE', default='') or str(
+    (Path(_key_file).parent if _key_file else DATA_DIR) / 'backup_passphrase')
+# The web container is given no passphrase, only whether one is set (for the Jobs page).
+BACKUP_PASSPHRASE_CONFIGURED = bool(env.str('BACKUP_PASSPHRASE_CONFIGURED', default=''))
 # Which snapshots pruning keeps: restic's --keep-daily/--keep-weekly/--keep-monthly.
 BACKUP_KEEP = env.str('BACKUP_KEEP', default='7 daily, 4 weekly, 12 monthly')
 try:

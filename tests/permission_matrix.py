@@ -70,14 +70,15 @@ def row_for(route, rows):
 
 
 def writes_so_far():
-    """A count that grows with every row this connection writes (SQLite's total_changes()), so
-    that the fingerprint is taken only after a request that wrote; None where there is none."""
+    """A count that grows with every row this connection writes (SQLite's total_changes(), the
+    transaction's row counts on PostgreSQL), so that the fingerprint is taken only after a
+    request that wrote."""
     from django.db import connection
 
-    if connection.vendor != 'sqlite':
-        return None
+    query = {'sqlite': 'SELECT total_changes()',
+             'postgresql': 'SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_xact_user_tables'}
     with connection.cursor() as cursor:
-        cursor.execute('SELECT total_changes()')
+        cursor.execute(query[connection.vendor])
         return cursor.fetchone()[0]
 
 

@@ -162,3 +162,39 @@ def test_an_empty_form_answers_400_with_what_was_wrong_and_stores_nothing():
     assert response.status_code == 400
     assert response.content.startswith(b'This request could not be handled: ')
     assert not Target.objects.exists()
+
+
+def api(user):
+    """A script's client: the user's API token, no session, no CSRF."""
+    from rest_framework.authtoken.models import Token
+
+    return Client(HTTP_AUTHORIZATION=f'Token {Token.objects.get_or_create(user=user)[0].key}')
+
+
+def test_through_the_api_only_whoever_may_change_the_target_deletes_a_product(private):
+    viewer = api(user_with(('view_target', private)))
+
+    assert viewer.delete(f'/api/dataproducts/{private.product.pk}/').status_code == 403
+    assert api(user_with()).delete(f'/api/dataproducts/{private.product.pk}/').status_code == 404
+    assert DataProduct.objects.filter(pk=private.product.pk).exists()
+
+    editor = api(user_with(('view_target', private), ('change_target', private)))
+    assert editor.delete(f'/api/dataproducts/{private.product.pk}/').status_code == 204
+    assert not DataProduct.objects.filter(pk=private.product.pk).exists()
+
+
+def test_through_the_api_no_one_adds_photometry_to_a_target_they_may_not_change(private):
+    from tom_dataproducts.models import REDUCED_DATUM_MODELS
+
+    def stored():
+        return sum(model.objects.filter(target=private).count() for model in REDUCED_DATUM_MODELS)
+
+    datum = {'target': private.pk, 'data_type': 'photometry', 'source_name': 'me',
+             'timestamp': '2026-12-06T00:00:00Z', 'value': {'magnitude': 12.0, 'error': 0.1, 'filter': 'r'}}
+    for client in (api(user_with()), api(user_with(('view_target', private)))):
+        assert client.post('/api/reduceddatums/', datum, content_type='application/json').status_code == 403
+    assert stored() == 0
+
+    staff = api(User.objects.create_superuser('pi', password='pw-for-tests-only'))
+    assert staff.post('/api/reduceddatums/', datum, content_type='application/json').status_code == 201
+    assert stored() == 1

@@ -177,6 +177,27 @@ def test_containers_run_as_a_non_root_user(stack):
         assert uid != '0', f'{service} runs as root'
 
 
+def test_web_and_cron_are_hardened_and_web_holds_no_backup(stack):
+    for service in ('web', 'cron', 'migrate'):
+        container = json.loads(subprocess.run(
+            ['docker', 'inspect', stack.compose('ps', '-a', '-q', service).stdout.split()[0]],
+            capture_output=True, text=True, check=True).stdout)[0]['HostConfig']
+        assert container['ReadonlyRootfs'] is True, service
+        assert container['CapDrop'] == ['ALL'] and not container['CapAdd'], service
+        assert 'no-new-privileges:true' in container['SecurityOpt'], service
+    web = ['exec', '-T', 'web', 'sh', '-c']
+    # The image's own files, the backup repository and the generated passphrase: out of reach.
+    assert stack.compose(*web, 'touch /app/manage.py', check=False).returncode != 0
+    assert stack.compose(*web, 'touch /backups/x', check=False).returncode != 0
+    assert stack.compose(*web, 'ls /backups').stdout.strip() == ''  # the image's empty folder, no mount
+    assert stack.compose(*web, 'test -e /run/tom-backup-secrets', check=False).returncode != 0
+    assert 'BACKUP_PASSPHRASE=\n' in stack.compose(*web, 'env').stdout + '\n'  # given empty, though .env sets it
+    modes = stack.compose('exec', '-T', 'cron', 'stat', '-c', '%n %a %u %g', '/run/tom-secrets',
+                          '/run/tom-secrets/secret_key', '/run/tom-secrets/postgres_password').stdout.split('\n')
+    assert modes[:3] == ['/run/tom-secrets 750 1000 999', '/run/tom-secrets/secret_key 600 1000 1000',
+                         '/run/tom-secrets/postgres_password 640 1000 999'], modes
+
+
 def test_deploy_check_reports_no_error_in_the_web_container(stack):
     result = stack.compose('exec', '-T', 'web', 'python3', '/app/manage.py', 'check', '--deploy', check=False)
 
@@ -215,6 +236,27 @@ def test_downloaded_product_is_served_to_a_logged_in_user_only(stack):
     assert anonymous.url.startswith(stack.url + '/accounts/login/')
     assert 'name="password"' in anonymous.text
     assert all(frame.content() not in anonymous.content for frame in FRAMES)
+
+
+def test_an_anonymous_delete_of_a_data_product_over_http_leaves_its_file(stack):
+    session = stack.login()
+    pk, link = stack.query('from tom_dataproducts.models import DataProduct; '
+                           'product = DataProduct.objects.exclude(data="").first(); '
+                           'print(product.pk, product.data.url)').split()
+    before = session.get(stack.url + link, timeout=10).content
+    assert before
+    stranger = requests.Session()
+    stranger.get(stack.url + '/accounts/login/', timeout=10)
+    page = stranger.get(stack.url + f'/dataproducts/data/{pk}/delete/', timeout=10, allow_redirects=False)
+    delete = stranger.post(stack.url + f'/dataproducts/data/{pk}/delete/', timeout=10, allow_redirects=False,
+                           data={'csrfmiddlewaretoken': stranger.cookies['csrftoken']},
+                           headers={'Referer': stack.url + '/'})
+
+    assert page.status_code == delete.status_code == 302
+    assert delete.headers['Location'].startswith('/accounts/login/')
+    assert stack.query('from tom_dataproducts.models import DataProduct; '
+                       f'print(DataProduct.objects.filter(pk={pk}).count())') == '1'
+    assert session.get(stack.url + link, timeout=10).content == before
 
 
 def test_the_jobs_page_shows_the_runs_and_run_now_is_run_by_cron(stack):
@@ -390,11 +432,13 @@ def test_malformed_crontab_stops_a_new_cron_container(stack):
 
 def test_an_upgrade_takes_a_snapshot_before_it_migrates(stack):
     # The database as the previous version left it: one migration of ours not yet applied.
+    stack.save_crontab((REPO / 'crontab').read_text())  # the previous test left a bad line
     stack.manage('migrate', 'myapp', '0008', '--no-input')
-    stack.compose('restart', 'web')
-    wait_for('the web container to migrate and serve again', lambda: _status(stack.url + '/health/') == 200, 300)
+    # As after a `git pull`: the one-shot migrate service runs again before web and cron.
+    stack.compose('up', '-d', '--no-build', '--wait', '--wait-timeout', '300', timeout=600)
+    wait_for('the web container to serve again', lambda: _status(stack.url + '/health/') == 200, 300)
 
-    logs = stack.logs('web')
+    logs = stack.logs('migrate')
     assert '1 migration(s) to apply (myapp.0009_backup_snapshots): taking a snapshot first' in logs
     assert '(pre-upgrade) taken' in logs
     assert 'pre-upgrade' in stack.compose('exec', '-T', 'cron', 'python3', 'manage.py', 'backup', 'list').stdout
@@ -427,6 +471,17 @@ def test_a_stack_whose_volumes_were_deleted_is_restored_with_one_command(stack):
     assert jobs.url == stack.url + '/jobs/' and 'id="jobs"' in jobs.text
     assert {link: session.get(stack.url + link, timeout=10).content for link in products} == before
     assert len(before) == 3  # the two LCO frames and the ATLAS photometry
+
+
+def test_health_says_the_database_is_down_and_nothing_more(stack):
+    stack.compose('stop', 'db')
+    try:
+        wait_for('web to see the database gone', lambda: _status(stack.url + '/health/') == 503, 60)
+        assert requests.get(stack.url + '/health/', timeout=10).json() == {'status': 'error'}
+    finally:
+        stack.compose('start', 'db')
+    wait_for('web to see the database again', lambda: _status(stack.url + '/health/') == 200, 120)
+    assert 'health: the database cannot be reached: ' in stack.logs('web')
 
 
 def test_compose_down_stops_everything_within_the_grace_period(stack):

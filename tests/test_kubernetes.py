@@ -132,6 +132,27 @@ def test_the_worker_deployment_takes_its_replicas_and_concurrency_from_values(to
 
 
 @pytest.mark.kubernetes
+def test_pods_get_no_service_account_token_and_the_tom_answers_only_its_own_host_names(tools):
+    def template(*values):
+        return subprocess.run([f'{tools}/helm', 'template', 'tom', str(CHART), *values], capture_output=True, text=True)
+
+    rendered = [doc for doc in yaml.safe_load_all(template(*VALUES).stdout) if doc]
+    pods = [doc['spec']['template']['spec'] if doc['kind'] != 'CronJob' else
+            doc['spec']['jobTemplate']['spec']['template']['spec']
+            for doc in rendered if doc['kind'] in ('Deployment', 'Job', 'CronJob')]
+    config = next(doc for doc in rendered if doc['metadata']['name'] == 'tom-mytom-config')
+    assert pods and all(pod['automountServiceAccountToken'] is False for pod in pods)
+    assert config['data']['ALLOWED_HOSTS'] == 'tom.example.org'
+
+    without = VALUES[:-2]  # VALUES without its last --set, the allowed hosts
+    assert VALUES[-1].startswith('config.ALLOWED_HOSTS=')
+    refused = template(*without)
+    assert refused.returncode != 0 and 'config.ALLOWED_HOSTS is required' in refused.stderr
+    ingress = template(*without, '--set', 'ingress.enabled=true', '--set', 'ingress.host=tom.example.net')
+    assert 'ALLOWED_HOSTS: "tom.example.net"' in ingress.stdout
+
+
+@pytest.mark.kubernetes
 def test_every_manifest_is_accepted_by_the_api_server_and_a_broken_one_is_not(cluster):
     rendered = cluster.helm('template', 'dry', str(CHART), *VALUES, '--set', 'ingress.enabled=true').stdout
     kinds = sorted({doc['kind'] for doc in yaml.safe_load_all(rendered) if doc})

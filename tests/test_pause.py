@@ -94,6 +94,11 @@ def test_staff_pause_and_resume_from_the_jobs_pages(transactional_db):
     assert reader.post('/api/jobs/sessions/pause/').status_code == 403
     assert staff.post('/api/jobs/nosuch/pause/', {'for': '1h'}).status_code == 404
     assert staff.post('/api/jobs/sessions/pause/', {'for': 'soon'}, content_type='application/json').status_code == 400
+    # Malformed input: a pause past the calendar's end, a list, a reason the size of a file.
+    for bad in ({'for': '99999999999999h'}, {'for': ['1h', '2h']}, {'for': '1h', 'reason': 'x' * 100_000}):
+        refused = staff.post('/api/jobs/sessions/pause/', bad, content_type='application/json')
+        assert refused.status_code == 400 and refused.json()['error'], bad
+    assert not JobPause.objects.exists()
 
     answer = staff.post('/api/jobs/sessions/pause/', {'for': '3h', 'reason': 'dome closed'})
 

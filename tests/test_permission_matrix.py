@@ -145,7 +145,7 @@ def _request(client, method, path, query, form, world, visitor):
     with transaction.atomic():
         writes = writes_so_far()
         response = ask(client, method, path, query, form, world.csrf_token)
-        wrote = writes is None or writes_so_far() != writes
+        wrote = writes_so_far() != writes
         changed = visitor in READ_ONLY_VISITORS and wrote and fingerprint() != world.baseline
         transaction.set_rollback(True)
     client.cookies = cookies

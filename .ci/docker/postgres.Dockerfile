@@ -3,8 +3,11 @@
 # PGDATA at /var/lib/postgresql/data. Built only by standin-images.sh.
 ARG BASE
 FROM ${BASE}
+# The official images' postgres user and group, 999: the stack gives that group its password file.
 # hadolint ignore=DL3008
-RUN apt-get update \
+RUN groupadd --system --gid 999 postgres \
+ && useradd --system --uid 999 --gid postgres --home-dir /var/lib/postgresql --shell /bin/bash postgres \
+ && apt-get update \
  && apt-get install -y --no-install-recommends postgresql-17 \
  && rm -rf /var/lib/apt/lists/*
 COPY postgres-entrypoint.sh /usr/local/bin/docker-entrypoint.sh

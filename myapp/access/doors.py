@@ -10,7 +10,14 @@ the methods that change data (`changing`, POST by default; else 403)."""
 from dataclasses import dataclass
 
 from myapp.access.narrow import viewable_target_choices
-from myapp.access.objects import product_in_url, record_in_request, record_in_url, target_in_request, target_in_url
+from myapp.access.objects import (
+    datum_in_url,
+    product_in_url,
+    record_in_request,
+    record_in_url,
+    target_in_request,
+    target_in_url,
+)
 
 TT = 'TOM Toolkit 3.1.0'
 WRITES = frozenset({'POST', 'PUT', 'PATCH', 'DELETE'})
@@ -43,6 +50,18 @@ DOORS = [
          'signs in on the TOM\'s own login page, and only staff reach the admin', staff=True),
     Door('api:targetlist-detail', f'{TT} tom_targets.api_views.TargetListViewSet',
          'its query names a field TargetList lacks: every request failed with a 500', gone=True),
+    Door('api:dataproducts-list', f'{TT} tom_dataproducts.api_views.DataProductViewSet',
+         'any user with an API token could upload a data product into any target', login=False,
+         change=(target_in_request('target'),)),
+    Door('api:dataproducts-detail', f'{TT} tom_dataproducts.api_views.DataProductViewSet',
+         'a DELETE needed only the right to view the product\'s target', login=False,
+         view=(product_in_url('pk'),), change=(product_in_url('pk'),), changing=frozenset({'DELETE'})),
+    Door('api:reduceddatums-list', f'{TT} tom_dataproducts.api_views.ReducedDatumViewSet',
+         'any user with an API token could add photometry to any target', login=False,
+         change=(target_in_request('target'),)),
+    Door('api:reduceddatums-detail', f'{TT} tom_dataproducts.api_views.ReducedDatumViewSet',
+         'a DELETE needed only the right to view the datum\'s target', login=False,
+         view=(datum_in_url('pk'),), change=(datum_in_url('pk'),), changing=frozenset({'DELETE'})),
     # --- targets ------------------------------------------------------------------------
     Door('targets:detail', f'{TT} tom_targets.views.TargetDetailView',
          'answers 403 (a login page) for a private target, telling a stranger that it exists',

@@ -2,7 +2,9 @@
 whether a user may view or change them. A target's permissions in TOM Toolkit are its own
 (`permissions`: OPEN, PUBLIC, PRIVATE) and django-guardian's per-object grants; a data product,
 an observation record and a share belong to their target."""
-from tom_dataproducts.models import DataProduct
+import json
+
+from tom_dataproducts.models import DataProduct, ReducedDatum
 from tom_observations.models import ObservationRecord
 from tom_targets.models import Target
 from tom_targets.permissions import targets_for_user
@@ -42,12 +44,31 @@ def record_in_url(kwarg):
     return _owner_in_url(ObservationRecord, kwarg, 'observation record')
 
 
+def datum_in_url(kwarg):
+    return _owner_in_url(ReducedDatum, kwarg, 'reduced datum')
+
+
+def _field(request, field):
+    """A form's, a JSON body's (the API's) or else the query string's FIELD."""
+    if request.method != 'GET':
+        if request.content_type == 'application/json':
+            try:
+                body = json.loads(request.body or b'{}')
+            except ValueError:
+                body = {}
+            value = body.get(field) if isinstance(body, dict) else None
+        else:
+            value = request.POST.get(field)
+        if value not in (None, ''):
+            return value
+    return request.GET.get(field)
+
+
 def target_in_request(field, every_when_missing=False):
     """The target named by a query or form field; a request naming none is about no target,
     or, when every_when_missing, about every target."""
     def locate(request, kwargs):
-        value = request.POST.get(field) if request.method == 'POST' else None
-        value = value or request.GET.get(field)
+        value = _field(request, field)
         if value in (None, ''):
             return [EVERY_TARGET] if every_when_missing else []
         return [_number(value)]
@@ -57,7 +78,7 @@ def target_in_request(field, every_when_missing=False):
 
 def record_in_request(field):
     def locate(request, kwargs):
-        value = request.POST.get(field) if request.method == 'POST' else request.GET.get(field)
+        value = _field(request, field)
         if value in (None, ''):
             return []
         pk = _number(value)

@@ -45,7 +45,7 @@ def passphrase():
 
 def unconfigured_warning():
     """The line that says backups cannot be read off this machine, or '' once a passphrase is set."""
-    if settings.BACKUP_PASSPHRASE:
+    if settings.BACKUP_PASSPHRASE or settings.BACKUP_PASSPHRASE_CONFIGURED:
         return ''
     return (f'backups are encrypted with a passphrase generated in {settings.BACKUP_GENERATED_PASSPHRASE_FILE}, '
             'on this machine only: they cannot be restored once it is lost. Set BACKUP_PASSPHRASE (or '

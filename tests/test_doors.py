@@ -198,3 +198,18 @@ def test_through_the_api_no_one_adds_photometry_to_a_target_they_may_not_change(
     staff = api(User.objects.create_superuser('pi', password='pw-for-tests-only'))
     assert staff.post('/api/reduceddatums/', datum, content_type='application/json').status_code == 201
     assert stored() == 1
+
+
+def test_the_admin_s_password_only_login_sends_everyone_to_the_tom_s_own():
+    """Django's admin login would take a staff password past the second factor."""
+    User.objects.create_superuser('pi', password='the staff password')
+    stranger = user_with()
+    anonymous, client = browser(), browser(stranger)
+
+    first = anonymous.get('/admin/login/')
+    taken = post(anonymous, '/admin/login/', {'username': 'pi', 'password': 'the staff password'})
+    over = post(client, '/admin/login/', {'username': 'pi', 'password': 'the staff password'})
+
+    assert first.status_code == taken.status_code == 302 and first['Location'].startswith('/accounts/login/')
+    assert '_auth_user_id' not in anonymous.session
+    assert over.status_code == 302 and client.session['_auth_user_id'] == str(stranger.pk)

@@ -1,8 +1,8 @@
-"""The permission matrix: every URL of the TOM requested by four visitors, with GET and POST,
-against a TOM holding real rows; what each answer must be is the table in docs/security.md.
-
-Used by tests/test_permission_matrix.py; `python -m tests.permission_matrix` prints the
-outcomes as table rows (to review a new TOM Toolkit's URLs, never to copy unread)."""
+"""The permission matrix: every URL of the TOM requested by each visitor (anonymous under both
+AUTH_STRATEGY values, a user without permission, a viewer of the private target, staff), with
+GET and POST, against a TOM holding real rows (tests/permission_world.py); what each answer
+must be is the table in docs/security.md, which this module reads. Used by
+tests/test_permission_matrix.py, whose failures name each cell's answer and the table's."""
 import hashlib
 import re
 from dataclasses import dataclass

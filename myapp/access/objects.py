@@ -1,7 +1,7 @@
 """How a door finds the targets a request is about (in its URL, its query or its form), and
 whether a user may view or change them. A target's permissions in TOM Toolkit are its own
 (`permissions`: OPEN, PUBLIC, PRIVATE) and django-guardian's per-object grants; a data product,
-an observation record and a share belong to their target."""
+a reduced datum and an observation record belong to their target."""
 import json
 
 from tom_dataproducts.models import DataProduct, ReducedDatum
@@ -24,28 +24,30 @@ def _number(value):
 def target_in_url(kwarg):
     def locate(request, kwargs):
         return [_number(kwargs.get(kwarg))]
-    locate.describe = f'the target in the URL ({kwarg})'
     return locate
 
 
-def _owner_in_url(model, kwarg, label):
+def _owner(model, pk):
+    """The target a data product, datum or record belongs to, or None when there is none."""
+    return model.objects.filter(pk=pk).values_list('target_id', flat=True).first() if pk else None
+
+
+def _owner_in_url(model, kwarg):
     def locate(request, kwargs):
-        pk = _number(kwargs.get(kwarg))
-        return [model.objects.filter(pk=pk).values_list('target_id', flat=True).first() if pk else None]
-    locate.describe = f"the {label}'s target (URL: {kwarg})"
+        return [_owner(model, _number(kwargs.get(kwarg)))]
     return locate
 
 
 def product_in_url(kwarg):
-    return _owner_in_url(DataProduct, kwarg, 'data product')
+    return _owner_in_url(DataProduct, kwarg)
 
 
 def record_in_url(kwarg):
-    return _owner_in_url(ObservationRecord, kwarg, 'observation record')
+    return _owner_in_url(ObservationRecord, kwarg)
 
 
 def datum_in_url(kwarg):
-    return _owner_in_url(ReducedDatum, kwarg, 'reduced datum')
+    return _owner_in_url(ReducedDatum, kwarg)
 
 
 def _field(request, field):
@@ -72,7 +74,6 @@ def target_in_request(field, every_when_missing=False):
         if value in (None, ''):
             return [EVERY_TARGET] if every_when_missing else []
         return [_number(value)]
-    locate.describe = f'the target of the request\'s {field}'
     return locate
 
 
@@ -81,9 +82,7 @@ def record_in_request(field):
         value = _field(request, field)
         if value in (None, ''):
             return []
-        pk = _number(value)
-        return [ObservationRecord.objects.filter(pk=pk).values_list('target_id', flat=True).first() if pk else None]
-    locate.describe = f"the observation record's target ({field})"
+        return [_owner(ObservationRecord, _number(value))]
     return locate
 
 

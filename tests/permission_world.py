@@ -63,7 +63,7 @@ class World:
         self.todo = EventTodo.objects.create(event=self.event, description='check the focus')
         self.comment = Comment.objects.create(
             content_type=ContentType.objects.get_for_model(Target), object_pk=str(self.private.pk),
-            site=Site.objects.get_current(), user=self.users['staff'], comment='bright tonight')
+            site=Site.objects.get_current(), user=self.users['staff'], comment=f'{secret} is bright tonight')
         self.template = ObservationTemplate.objects.create(name='standard', facility='LCORedirect', parameters={})
         self.obsgroup = ObservationGroup.objects.create(name='a cadence')
         self.query = DataServiceQuery.objects.create(name='a query', data_service='TNS', parameters={})

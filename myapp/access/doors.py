@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from myapp.access.narrow import viewable_target_choices
 from myapp.access.objects import (
+    comment_in_url,
     datum_in_url,
     product_in_url,
     record_in_request,
@@ -158,6 +159,12 @@ DOORS = [
     Door('calendar:update-todo', f'{TT} tom_calendar.views.update_todo', 'no login, and a GET changed it',
          post_only=True),
     # --- comments, data services ----------------------------------------------------------
+    Door('comment-delete', f'{TT} tom_common.views.CommentDeleteView',
+         'its confirmation page shows any comment, on a private target too, to any logged-in user',
+         view=(comment_in_url('pk'),)),
+    Door('comments-flag', 'django-contrib-comments 2.2 django_comments.views.moderation.flag',
+         'its page shows any comment, on a private target too, to any logged-in user, who may flag it',
+         view=(comment_in_url('comment_id'),)),
     Door('comments-post-comment', 'django-contrib-comments 2.2 django_comments.views.comments.post_comment',
          'anonymous comments, under any name'),
     Door('dataservices:run', f'{TT} tom_dataservices.views.RunQueryView',

@@ -50,6 +50,22 @@ def datum_in_url(kwarg):
     return _owner_in_url(ReducedDatum, kwarg)
 
 
+def comment_in_url(kwarg):
+    """The target a comment is about: the target itself, or the record or product it is on."""
+    from django_comments.models import Comment
+
+    owners = {Target: lambda pk: _number(pk), ObservationRecord: lambda pk: _owner(ObservationRecord, _number(pk)),
+              DataProduct: lambda pk: _owner(DataProduct, _number(pk))}
+
+    def locate(request, kwargs):
+        comment = Comment.objects.filter(pk=_number(kwargs.get(kwarg))).select_related('content_type').first()
+        if comment is None:
+            return [None]
+        owner = owners.get(comment.content_type.model_class())
+        return [owner(comment.object_pk)] if owner else []
+    return locate
+
+
 def _field(request, field):
     """A form's, a JSON body's (the API's) or else the query string's FIELD."""
     if request.method != 'GET':

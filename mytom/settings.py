@@ -212,6 +212,8 @@ AXES_CLIENT_IP_CALLABLE = 'myapp.access.client_address.client_address'
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
 AXES_SENSITIVE_PARAMETERS = []  # the log names the account and the address (never a password)
+# Not verbose: django-axes would log a line as every process starts, each job's output included.
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = 'en-us'
 TIME_ZONE = env.str('TIME_ZONE', default=env.str('TZ', default='UTC'))

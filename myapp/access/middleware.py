@@ -22,16 +22,20 @@ def refusal(door, request, kwargs):
         raise PermissionDenied('Only staff may do this.')
     if door.post_only and request.method != 'POST':
         return HttpResponseNotAllowed(['POST'])
-    for locate in door.view:
-        for target in locate(request, kwargs):
-            if not may(user, target, 'view_target'):
-                raise Http404('No such target')  # the same answer whether it exists or not
+    # Each locator once: a door that views and changes the same targets looks them up once.
+    found = {locate: locate(request, kwargs) for locate in {*door.view, *door.change}}
+    for target in _targets(door.view, found):
+        if not may(user, target, 'view_target'):
+            raise Http404('No such target')  # the same answer whether it exists or not
     if request.method in door.changing:
-        for locate in door.change:
-            for target in locate(request, kwargs):
-                if not may(user, target, 'change_target'):
-                    raise PermissionDenied('You may not change this target.')
+        for target in _targets(door.change, found):
+            if not may(user, target, 'change_target'):
+                raise PermissionDenied('You may not change this target.')
     return None
+
+
+def _targets(locators, found):
+    return [target for locate in locators for target in found[locate]]
 
 
 class DoorsMiddleware:

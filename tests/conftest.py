@@ -251,11 +251,11 @@ def wait_for_server(url, process, seconds=60):
             time.sleep(0.2)
 
 
-def start_s3_server():
-    """moto's standalone S3 server on 127.0.0.1: (its URL, a function that stops it). Stopped
-    here should it not come up, so that no server outlives a failed set-up."""
+def start_s3_server(host='127.0.0.1'):
+    """moto's standalone S3 server on 127.0.0.1 (or host): (its URL, a function that stops it).
+    Stopped here should it not come up, so that no server outlives a failed set-up."""
     port = free_port()
-    server = subprocess.Popen([tool('moto_server'), '-H', '127.0.0.1', '-p', str(port)],
+    server = subprocess.Popen([tool('moto_server'), '-H', host, '-p', str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop():
@@ -266,7 +266,7 @@ def start_s3_server():
             server.kill()
             server.wait()
 
-    url = f'http://127.0.0.1:{port}'
+    url = f'http://{host}:{port}'
     try:
         wait_for_server(url, server)
     except BaseException:

@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 
 from myapp.jobs import alerts, catchup, history, notify, pauses, schedule
-from myapp.jobs.handshake import BadHandshake, Handshake
+from myapp.jobs.handshake import BadHandshake, Handshake, Trigger
 from myapp.logs import BelowWarning, Say
 from myapp.models import CrontabLoad, JobAlert, JobPause, JobRun, ScheduledJob
 from myapp.overview import report as overview
@@ -203,6 +203,20 @@ def test_a_daily_job_catches_up_within_a_day_at_most():
                                        Handshake.run_now(42)])
 def test_the_handshake_reads_back_what_was_written(handshake):
     assert Handshake.from_environment(handshake.environment()) == handshake
+
+
+def test_a_cronjobs_pod_runs_for_the_minute_its_job_is_named_after_and_a_job_made_by_hand_is_manual():
+    # What the chart sets in each CronJob's pod; the CronJob controller names a Job it starts
+    # after the scheduled minute since the epoch, `kubectl create job NAME --from` after NAME.
+    pod = {'TOM_JOBS_TRIGGER': 'schedule', 'TOM_JOBS_CRONJOB': 'tom-mytom-save-data'}
+    minute = int(datetime(2026, 12, 6, 14, 5, tzinfo=UTC).timestamp()) // 60
+
+    scheduled = Handshake.from_environment({**pod, 'TOM_JOBS_KUBERNETES_JOB': f'tom-mytom-save-data-{minute}'})
+    by_hand = Handshake.from_environment({**pod, 'TOM_JOBS_KUBERNETES_JOB': 'save-data-now'})
+    look_alike = Handshake.from_environment({**pod, 'TOM_JOBS_KUBERNETES_JOB': 'tom-mytom-save-data-again'})
+
+    assert scheduled == Handshake(Trigger.SCHEDULE, tick=datetime(2026, 12, 6, 14, 5, tzinfo=UTC))
+    assert by_hand == Handshake() and look_alike == Handshake()  # manual: runs whatever ran this hour
 
 
 def test_a_bad_handshake_names_the_variable():

@@ -18,7 +18,7 @@ from tests.k8s.cluster import Cluster
 
 CHART = REPO / 'deploy' / 'mytom'
 VALUES = ['--set', 'secrets.SECRET_KEY=tests-only', '--set', 'secrets.DATABASE_URL=postgres://tom@db:5432/tom',
-          '--set', 'image.repository=mytom', '--set', 'image.tag=tests',
+          '--set', 'image.repository=mytom', '--set', 'image.tag=tests', '--set', 'secrets.BACKUP_PASSPHRASE=tests',
           '--set', 'config.ALLOWED_HOSTS=tom.example.org']
 
 
@@ -150,6 +150,45 @@ def test_pods_get_no_service_account_token_and_the_tom_answers_only_its_own_host
     assert refused.returncode != 0 and 'config.ALLOWED_HOSTS is required' in refused.stderr
     ingress = template(*without, '--set', 'ingress.enabled=true', '--set', 'ingress.host=tom.example.net')
     assert 'ALLOWED_HOSTS: "tom.example.net"' in ingress.stdout
+
+
+@pytest.mark.kubernetes
+def test_backups_need_one_passphrase_for_every_pod_or_are_turned_off(tools):
+    def template(*values):
+        return subprocess.run([f'{tools}/helm', 'template', 'tom', str(CHART), *values], capture_output=True, text=True)
+
+    without = [arg for pair in zip(VALUES[::2], VALUES[1::2], strict=True)
+               if not pair[1].startswith('secrets.BACKUP_PASSPHRASE')
+               for arg in pair]
+    assert len(without) == len(VALUES) - 2
+    refused = template(*without)
+    assert refused.returncode != 0
+    assert 'secrets.BACKUP_PASSPHRASE is required for backups' in refused.stderr
+
+    # Turned off: no backup CronJobs, and the migration hook takes no snapshot.
+    off = [doc for doc in yaml.safe_load_all(template(*without, '--set', 'backups.enabled=false').stdout) if doc]
+    names = {doc['metadata']['name'] for doc in off}
+    assert 'tom-mytom-save-data' in names and not {'tom-mytom-backup', 'tom-mytom-backup-verify'} & names
+    migrate = next(doc for doc in off if doc['metadata']['name'] == 'tom-mytom-migrate')
+    assert 'before-migrate' not in migrate['spec']['template']['spec']['containers'][0]['args'][0]
+    # With an existingSecret the chart cannot see its keys: the operator's Secret holds it.
+    assert template(*without, '--set', 'existingSecret=tom-secrets').returncode == 0
+
+
+@pytest.mark.kubernetes
+def test_job_pods_leave_a_lost_node_sooner_and_web_replicas_spread_over_nodes(tools):
+    rendered = subprocess.run([f'{tools}/helm', 'template', 'tom', str(CHART), *VALUES], capture_output=True,
+                              text=True, check=True).stdout
+    docs = {(doc['kind'], doc['metadata']['name']): doc for doc in yaml.safe_load_all(rendered) if doc}
+    job = docs['CronJob', 'tom-mytom-save-data']['spec']['jobTemplate']['spec']['template']['spec']
+    assert {(t['key'], t['tolerationSeconds']) for t in job['tolerations']} == {
+        ('node.kubernetes.io/not-ready', 60), ('node.kubernetes.io/unreachable', 60)}
+    env = {e['name']: e for e in job['containers'][0]['env']}
+    assert env['TOM_JOBS_CRONJOB']['value'] == 'tom-mytom-save-data'
+    assert env['TOM_JOBS_KUBERNETES_JOB']['valueFrom']['fieldRef']['fieldPath'] == \
+        "metadata.labels['batch.kubernetes.io/job-name']"
+    spread, = docs['Deployment', 'tom-mytom-web']['spec']['template']['spec']['topologySpreadConstraints']
+    assert spread['topologyKey'] == 'kubernetes.io/hostname' and spread['whenUnsatisfiable'] == 'ScheduleAnyway'
 
 
 @pytest.mark.kubernetes

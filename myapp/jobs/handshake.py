@@ -3,14 +3,21 @@ them, written into the child's environment by the starter and read back by `jobs
 
 supercronic starts the scheduled runs with the program's environment, so the program sets
 TOM_JOBS_TRIGGER=schedule in supercronic's own; catch-up and Run now set it per child.
-A `jobs run` started by hand carries none of it and is a manual run."""
+A `jobs run` started by hand carries none of it and is a manual run.
+
+Under Kubernetes the chart sets TOM_JOBS_TRIGGER=schedule in every CronJob's pod, with the
+CronJob's name and the Job's (TOM_JOBS_CRONJOB, TOM_JOBS_KUBERNETES_JOB): the CronJob names
+each Job it starts `<cronjob>-<scheduled minute since the epoch>`, which gives the exact tick;
+a Job an operator made with `kubectl create job NAME --from=cronjob/...` inherits the same
+environment under another name, and is a manual run (not "the tick already ran")."""
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from myapp.models import JobRun
 
 Trigger = JobRun.Trigger
 TRIGGER, TICK, REQUEST = 'TOM_JOBS_TRIGGER', 'TOM_JOBS_TICK', 'TOM_JOBS_REQUEST'
+CRONJOB, KUBERNETES_JOB = 'TOM_JOBS_CRONJOB', 'TOM_JOBS_KUBERNETES_JOB'
 VARIABLES = (TRIGGER, TICK, REQUEST)
 
 
@@ -65,4 +72,15 @@ class Handshake:
             raise BadHandshake(f'{REQUEST}={environ[REQUEST]!r} is not a request id')
         if request is not None:
             trigger = Trigger.RUN_NOW
+        elif trigger == Trigger.SCHEDULE and tick is None and environ.get(CRONJOB) and environ.get(KUBERNETES_JOB):
+            tick = _scheduled_minute(environ[CRONJOB], environ[KUBERNETES_JOB])
+            trigger = Trigger.SCHEDULE if tick else Trigger.MANUAL
         return cls(trigger, tick, request)
+
+
+def _scheduled_minute(cronjob, job):
+    """The tick a CronJob's Job was started for, from its name; None for a Job named otherwise."""
+    minute = job.removeprefix(f'{cronjob}-')
+    if minute == job or not minute.isdigit():
+        return None
+    return datetime.fromtimestamp(int(minute) * 60, UTC)

@@ -23,7 +23,8 @@ if [ ! -x "$bin/kwok" ]; then
     (cd "$here/tools" && go build -ldflags "-s -w $k8s $helm" -o "$bin.partial/" \
         go.etcd.io/etcd/server/v3 helm.sh/helm/v3/cmd/helm k8s.io/kubernetes/cmd/kube-apiserver \
         k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
-        k8s.io/kubernetes/cmd/kubectl sigs.k8s.io/kwok/cmd/kwok)
+        k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy \
+        sigs.k8s.io/kwok/cmd/kwok)
     mv "$bin.partial/server" "$bin.partial/etcd"
     # kwok's stages (how simulated nodes and pods change state) ship in its module.
     cp -r "$GOMODCACHE/sigs.k8s.io/kwok@v0.8.0/kustomize/stage" "$bin.partial/kwok-stages"

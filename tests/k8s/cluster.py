@@ -1,7 +1,8 @@
 """A real Kubernetes control plane on 127.0.0.1 for the chart's tests: etcd, kube-apiserver,
-kube-controller-manager and kube-scheduler as built by tests/k8s/build.sh, and kwok, which
-simulates a node and the lifecycle of the pods scheduled on it (no kubelet can run images
-here). Certificates come from openssl; every component is stopped by the PID it started with.
+kube-controller-manager and kube-scheduler as built by tests/k8s/build.sh, and either kwok,
+which simulates a node and the lifecycle of the pods scheduled on it, or real nodes (kubelet,
+containerd, CNI: tests/k8s/node.py) that run the image. Certificates come from openssl; every
+component is stopped by the PID it started with.
 """
 import json
 import os
@@ -11,18 +12,34 @@ import time
 from pathlib import Path
 
 from tests.conftest import free_port
+from tests.k8s import node as real_node
 
 HERE = Path(__file__).resolve().parent
 NODE = 'kwok-node-0'
 CONTROLLERS = ('cronjob,job,garbagecollector,serviceaccount-token,serviceaccount,namespace,'
                'deployment,replicaset,ttl-after-finished')
+# Real nodes need Services' endpoints, nodes marked NotReady when their kubelet stops
+# reporting, and the pods of a lost node evicted and collected.
+NODE_CONTROLLERS = ',endpointslice,endpoint,nodelifecycle,taint-eviction-controller,podgc,root-ca-cert-publisher'
+
+
+# A node that stops reporting is NotReady within 20 s (not 40), and its pods evicted 30 s later
+# by the chart's tolerations: tests wait less for what operators tune the same way.
+NODE_TIMING = ('--node-monitor-grace-period=20s', '--node-monitor-period=2s')
 
 
 class Cluster:
-    def __init__(self, bin_dir, directory):
+    def __init__(self, bin_dir, directory, node_parts=None, nodes=0):
+        """nodes=0: one node simulated by kwok. Otherwise that many real nodes, run with
+        the parts tests/k8s/node-parts.sh fetched."""
         self.bin = Path(bin_dir)
         self.dir = Path(directory)
         self.processes = []
+        self.node_processes = []
+        self.node_parts = node_parts
+        self.node_count = nodes
+        self.nodes = []
+        self.machine = None
         self.kubeconfig = self.dir / 'kubeconfig'
         self.env = {**os.environ, 'KUBECONFIG': str(self.kubeconfig), 'HELM_CACHE_HOME': str(self.dir / 'helm'),
                     'HELM_CONFIG_HOME': str(self.dir / 'helm'), 'HELM_DATA_HOME': str(self.dir / 'helm')}
@@ -65,20 +82,49 @@ class Cluster:
                     f'--service-account-key-file={pki / "sa.pub"}',
                     f'--service-account-signing-key-file={pki / "sa.key"}',
                     '--service-account-issuer=https://kubernetes.default.svc',
-                    '--service-cluster-ip-range=10.96.0.0/16')
+                    '--service-cluster-ip-range=10.96.0.0/16',
+                    # For `kubectl logs` and `exec`, which go through the node's kubelet, by its
+                    # IP: no DNS knows the nodes' names.
+                    f'--kubelet-client-certificate={pki / "admin.crt"}', f'--kubelet-client-key={pki / "admin.key"}',
+                    '--kubelet-preferred-address-types=InternalIP')
         self._write_kubeconfig(api)
         self._wait('the API server to be ready', lambda: self.kubectl('get', '--raw', '/readyz', check=False)
                    .returncode == 0, 120)
         self._spawn('kube-controller-manager', f'--kubeconfig={self.kubeconfig}', '--leader-elect=false',
-                    f'--controllers={CONTROLLERS}', f'--service-account-private-key-file={pki / "sa.key"}',
+                    f'--controllers={CONTROLLERS}{NODE_CONTROLLERS if self.node_count else ""}',
+                    f'--service-account-private-key-file={pki / "sa.key"}',
                     f'--root-ca-file={pki / "ca.crt"}', '--bind-address=127.0.0.1', f'--secure-port={free_port()}',
-                    '--use-service-account-credentials=false')
+                    '--use-service-account-credentials=false', *NODE_TIMING)
         self._spawn('kube-scheduler', f'--kubeconfig={self.kubeconfig}', '--leader-elect=false',
                     '--bind-address=127.0.0.1', f'--secure-port={free_port()}')
-        self._start_kwok()
+        if self.node_count:
+            self._start_nodes()
+        else:
+            self._start_kwok()
         return self
 
+    def _start_nodes(self):
+        self.machine = real_node.Machine()
+        for index in range(self.node_count):
+            self.nodes.append(real_node.Node(self, self.node_parts, f'node-{"ab"[index]}', index).start())
+        real_node.start_kube_proxy(self)
+        for node in self.nodes:
+            self._wait(f'{node.name} to be ready', lambda node=node: self._node_ready(node.name), 120)
+
+    def import_image(self, archive):
+        """An image archive (`docker save`) into every node's containerd: there is no registry."""
+        for node in self.nodes:
+            node.import_image(archive)
+
     def stop(self):
+        for node in reversed(self.nodes):
+            node.stop()
+        for _, process, _ in self.node_processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        if self.machine:
+            self.machine.restore()
         for _, process in reversed(self.processes):
             if process.poll() is None:
                 os.kill(process.pid, signal.SIGTERM)
@@ -88,6 +134,9 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait()
+
+    def spawn(self, tool, *args):
+        return self._spawn(tool, *args)
 
     def _spawn(self, tool, *args):
         with open(self.dir / f'{tool}.log', 'w') as log:  # the child keeps its own descriptor
@@ -104,6 +153,7 @@ class Cluster:
             if time.monotonic() > deadline:
                 logs = '\n'.join(f'--- {name}\n' + (self.dir / f'{name}.log').read_text()[-1500:]
                                  for name, _ in self.processes)
+                logs += '\n'.join(f'--- {name}\n' + log.read_text()[-1500:] for name, _, log in self.node_processes)
                 raise AssertionError(f'timed out after {seconds} s waiting for {what}\n{logs}')
             time.sleep(0.5)
 
@@ -132,8 +182,11 @@ class Cluster:
         # No node-lifecycle controller runs to lift the taint a new node starts with.
         self.kubectl('taint', 'nodes', NODE, 'node.kubernetes.io/not-ready:NoSchedule-', check=False)
 
-    def _node_ready(self):
-        node = self.get('node', NODE)
+    def _node_ready(self, name=NODE):
+        found = self.kubectl('get', 'node', name, '-o', 'json', check=False)
+        if found.returncode != 0:
+            return False
+        node = json.loads(found.stdout)
         return any(c['type'] == 'Ready' and c['status'] == 'True' for c in node['status'].get('conditions', []))
 
     def _certificates(self):

@@ -86,3 +86,18 @@ volumes:
 {{- define "mytom.configChecksum" -}}
 {{- list .Values.config .Values.secrets .Values.existingSecret | toJson | sha256sum -}}
 {{- end -}}
+
+{{/* A job's pod on a node that stopped answering is given up after jobs.nodeLostSeconds (not
+     Kubernetes' 5 minutes), so that its Job ends and the next tick, which Forbid holds back
+     while the Job is active, runs elsewhere. The runtime has recorded the run lost by then. */}}
+{{- define "mytom.lostNodeTolerations" -}}
+{{- if not .Values.tolerations }}
+tolerations:
+  {{- range list "node.kubernetes.io/not-ready" "node.kubernetes.io/unreachable" }}
+  - key: {{ . }}
+    operator: Exists
+    effect: NoExecute
+    tolerationSeconds: {{ $.Values.jobs.nodeLostSeconds }}
+  {{- end }}
+{{- end }}
+{{- end -}}

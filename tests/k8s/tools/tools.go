@@ -1,6 +1,6 @@
 //go:build tools
 
-// The Kubernetes control plane, Helm and kwok the chart's tests run on 127.0.0.1, built from
+// The Kubernetes control plane, a node's kubelet and kube-proxy, Helm and kwok the chart's tests run on 127.0.0.1, built from
 // the Go module proxy (tests/k8s/build.sh): `go build` of the packages imported here.
 package tools
 
@@ -11,5 +11,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 	_ "sigs.k8s.io/kwok/cmd/kwok"
 )

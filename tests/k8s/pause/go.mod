@@ -1,0 +1,3 @@
+module mytom/pause
+
+go 1.26.0

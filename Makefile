@@ -29,10 +29,12 @@ $(VENV)/bin/supercronic: | $(VENV)/.synced
 $(VENV)/bin/restic: | $(VENV)/.synced
 	GOBIN=$(abspath $(VENV)/bin) CGO_ENABLED=0 go install github.com/restic/restic/cmd/restic@$(RESTIC_VERSION)
 
-# etcd, the Kubernetes control plane, kubectl, Helm and kwok for the chart's tests, built from
-# the Go module proxy into the user's cache folder (about 10 minutes once, then a second).
+# etcd, the Kubernetes control plane, a node's kubelet and kube-proxy, kubectl, Helm and kwok for
+# the chart's tests, built from the Go module proxy into the user's cache folder (about 12
+# minutes once, then a second); containerd, runc and the CNI plugins from Debian's archive.
 kubernetes:
 	tests/k8s/build.sh >/dev/null
+	tests/k8s/node-parts.sh >/dev/null
 
 # The browser assets the TOM serves itself (Bootstrap, Alpine.js, Aladin Lite, JS9...): package-lock.json's npm
 # packages, installed by npm from the venv's Node (a PyPI wheel) into node_modules.

@@ -9,6 +9,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from myapp.backups import records, status
+from myapp.backups.database import for_server
 from myapp.backups.retention import parse_keep, restic_arguments
 from myapp.jobs import schedule
 from myapp.models import BackupSnapshot
@@ -16,6 +17,18 @@ from myapp.overview import report as overview
 
 CRONTAB = ('5 * * * * python manage.py jobs run save_data\n'
            '47 2 * * * python manage.py jobs run --name backup --timeout 3h backup create --kind scheduled\n')
+
+
+def test_a_dump_by_pg_dump_17_loads_into_an_older_postgresql_without_the_setting_it_refuses():
+    # The head of a dump by the image's pg_dump 17 (Debian trixie), as a Kubernetes restore met it.
+    head = (b"SET statement_timeout = 0;\nSET lock_timeout = 0;\nSET idle_in_transaction_session_timeout = 0;\n"
+            b"SET transaction_timeout = 0;\nSET client_encoding = 'UTF8';\n")
+
+    older = for_server(head, 150014)
+
+    assert b'transaction_timeout' not in older
+    assert older == head.replace(b'SET transaction_timeout = 0;\n', b'')
+    assert for_server(head, 170006) == head
 
 
 def test_backup_keep_reads_as_restic_rules():

@@ -7,175 +7,37 @@ tests run in order."""
 import hashlib
 import json
 import os
-import shutil
-import subprocess
-import tempfile
-import threading
 import time
 import urllib.request
+from datetime import UTC, datetime
 
-import boto3
-import psycopg
 import pytest
+import requests
 
-from tests.conftest import REPO, run_job, start_s3_server
-from tests.fake_lco import FakeLCO
-from tests.k8s.cluster import Cluster
-from tests.k8s.node import HOST_ADDRESS
-from tests.postgres_server import PostgresServer
+from tests.k8s import tom
+from tests.k8s.tom import HOST, RELEASE
 from tests.test_e2e_docker import engine_available
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.docker]
 
-CHART = REPO / 'deploy' / 'mytom'
-RELEASE = 'tom'
 SAVE_DATA = f'{RELEASE}-mytom-save-data'
 CRONTAB = ('* * * * * python manage.py jobs run --timeout 4m save_data\n'
            '47 2 * * * python manage.py jobs run --name backup --timeout 3h backup create --kind scheduled\n')
-HOST = 'tom.example.org'
-PASSPHRASE = 'kubernetes-tests-passphrase'
-
-
-def build_parts(script):
-    built = subprocess.run([str(REPO / 'tests' / 'k8s' / script)], capture_output=True, text=True)
-    if built.returncode != 0:
-        pytest.fail(f'tests/k8s/{script} failed:\n{built.stderr[-3000:]}')
-    return built.stdout.strip()
 
 
 @pytest.fixture(scope='module')
-def image(tmp_path_factory):
-    """The image of this checkout, saved as an archive for the nodes' containerd."""
+def release(tmp_path_factory):
     if not engine_available():
         if os.environ.get('E2E_REQUIRE_DOCKER'):
             pytest.fail('E2E_REQUIRE_DOCKER is set but no Docker engine answers `docker info`')
         pytest.skip('no Docker engine to build the image (set E2E_REQUIRE_DOCKER to make this a failure)')
-    name = f'mytom-k8s-{os.getpid()}:tests'
-    args = [f'--build-arg={arg}={os.environ[arg]}' for arg in ('PYTHON_IMAGE', 'SUPERCRONIC_URL', 'SUPERCRONIC_SHA256')
-            if os.environ.get(arg)]
-    archive = tmp_path_factory.mktemp('image') / 'image.tar'
-    try:
-        built = subprocess.run(['docker', 'build', '--network', 'host', '-t', name, *args, str(REPO)],
-                               capture_output=True, text=True, timeout=1500)
-        if built.returncode != 0:
-            pytest.fail(f'docker build failed:\n{built.stderr[-3000:]}')
-        subprocess.run(['docker', 'save', '-o', str(archive), name], check=True, capture_output=True, timeout=600)
-        yield name, archive
-    finally:
-        subprocess.run(['docker', 'image', 'rm', '-f', name], capture_output=True)
-
-
-class World:
-    """The cluster and what stands outside it."""
-
-    def __init__(self, cluster, postgres, lco, s3_url):
-        self.cluster, self.postgres, self.lco, self.s3_url = cluster, postgres, lco, s3_url
-        self.s3 = boto3.client('s3', endpoint_url=s3_url, region_name='us-east-1', aws_access_key_id='tests',
-                               aws_secret_access_key='tests-secret')
-
-    def sql(self, query, *params):
-        with psycopg.connect(self.postgres.url('tom'), autocommit=True) as connection:
-            return connection.execute(query, params).fetchall()
-
-    def runs(self, name='save_data'):
-        return self.sql('SELECT id, trigger, outcome, scheduled_for, host, summary FROM myapp_jobrun '
-                        'WHERE name = %s ORDER BY id', name)
-
-    def pods(self, component):
-        return self.cluster.get('pods', '-l', f'app.kubernetes.io/instance={RELEASE},'
-                                f'app.kubernetes.io/component={component}')['items']
-
-    def manage_in(self, pod, code):
-        """What the Python code prints, run by `manage.py shell` in a pod."""
-        done = self.cluster.kubectl('exec', pod, '--', '/app/docker/entrypoint.sh', 'python', 'manage.py', 'shell',
-                                    '-c', code, timeout=120)
-        return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ''
-
-
-@pytest.fixture(scope='module')
-def world(tmp_path_factory, image):
-    tools, parts = build_parts('build.sh'), build_parts('node-parts.sh')
     directory = tmp_path_factory.mktemp('nodes')
-    cluster = Cluster(tools, directory / 'cluster', node_parts=parts, nodes=2)
-    postgres = lco = stop_s3 = None
     try:
-        started = time.monotonic()
-        cluster.start()
-        cluster.timings = {'cluster up': time.monotonic() - started}
-        started = time.monotonic()
-        failed = []
-
-        def import_into(node):
-            try:
-                node.import_image(image[1])
-            except subprocess.CalledProcessError as error:
-                failed.append(f'{node.name}: {error.stderr.decode()[-2000:]}')
-
-        importing = [threading.Thread(target=import_into, args=(node,)) for node in cluster.nodes]
-        for thread in importing:
-            thread.start()
-        # Not under pytest's own folder, which only root may enter: the server runs as postgres.
-        postgres = PostgresServer(tempfile.mkdtemp(prefix='mytom-postgres-'), also_listen=HOST_ADDRESS).start()
-        postgres.sql('CREATE DATABASE tom')
-        lco = FakeLCO(host=HOST_ADDRESS).start()
-        s3_url, stop_s3 = start_s3_server(host=HOST_ADDRESS)
-        world = World(cluster, postgres, lco, s3_url)
-        for bucket in ('tom-data', 'tom-backups'):
-            world.s3.create_bucket(Bucket=bucket)
-        for thread in importing:
-            thread.join()
-        assert not failed, f'importing the image failed: {failed}'
-        cluster.timings['image into both nodes'] = time.monotonic() - started
-        world.image = image[0]
-        yield world
-    finally:
-        if stop_s3:
-            stop_s3()
-        if lco:
-            lco.stop()
-        if postgres:
-            postgres.stop()
-            shutil.rmtree(postgres.directory, ignore_errors=True)
-        cluster.stop()
-
-
-def chart_with_crontab(tmp_path_factory):
-    chart = tmp_path_factory.mktemp('chart') / 'mytom'
-    shutil.copytree(CHART, chart)
-    crontab = chart.parent / 'crontab'
-    crontab.write_text(CRONTAB)
-    env = {**os.environ, 'DJANGO_SETTINGS_MODULE': 'mytom.settings', 'SECRET_KEY': 'tests-only',
-           'DATA_DIR': str(chart.parent / 'data')}
-    exported = run_job(env, 'jobs', 'export', '--kubernetes', '--crontab', str(crontab))
-    assert exported.returncode == 0, exported.stderr
-    (chart / 'crontab-jobs.yaml').write_text(exported.stdout)
-    return chart
-
-
-def values(world):
-    repository, tag = world.image.split(':')
-    settings = {
-        'image.repository': repository, 'image.tag': tag, 'image.pullPolicy': 'Never',
-        'overdueCheck.enabled': 'false',
-        'secrets.SECRET_KEY': 'kubernetes-tests-secret-key',
-        'secrets.DATABASE_URL': world.postgres.url('tom', host=HOST_ADDRESS),
-        'secrets.LCO_API_KEY': 'test-key', 'secrets.AWS_ACCESS_KEY_ID': 'tests',
-        'secrets.AWS_SECRET_ACCESS_KEY': 'tests-secret', 'secrets.BACKUP_PASSPHRASE': PASSPHRASE,
-        'config.ALLOWED_HOSTS': HOST, 'config.LCO_PORTAL_URL': world.lco.url, 'config.LCO_ARCHIVE_URL': world.lco.url,
-        'config.TOM_HTTP_TIMEOUT': '10', 'config.AWS_STORAGE_BUCKET_NAME': 'tom-data',
-        'config.AWS_S3_ENDPOINT_URL': world.s3_url, 'config.AWS_S3_REGION_NAME': 'us-east-1',
-        'config.BACKUP_REPOSITORY': f's3:{world.s3_url}/tom-backups',
-    }
-    return [arg for name, value in settings.items() for arg in ('--set-string', f'{name}={value}')]
-
-
-@pytest.fixture(scope='module')
-def release(world, tmp_path_factory):
-    started = time.monotonic()
-    world.cluster.helm('install', RELEASE, str(chart_with_crontab(tmp_path_factory)), *values(world), '--wait',
-                       '--timeout', '6m', timeout=420)
-    world.cluster.timings['helm install --wait'] = time.monotonic() - started
-    return world
+        with tom.image(directory) as (name, archive), tom.world(directory, name, archive) as world:
+            world.chart = world.install(directory, CRONTAB)
+            yield world
+    except tom.SetUpFailed as error:
+        pytest.fail(str(error))
 
 
 def wait_for(what, check, seconds, every=2.0):
@@ -201,9 +63,10 @@ def answer(url, host=HOST):
     raise AssertionError(f'{url} never answered')
 
 
-def add_observation(world, observation_id, frames=1):
-    """An LCO observation that has finished, and the TOM's record of it (made in a web pod)."""
-    made = world.lco.add_request(observation_id, frames=frames)
+def add_observation(world, observation_id, size=2048):
+    """An LCO observation of one frame that has finished, and the TOM's record of it (made in
+    a web pod)."""
+    made = world.lco.add_request(observation_id, frames=1, size=size)
     pod = world.pods('web')[0]['metadata']['name']
     world.manage_in(pod, (
         'from tom_targets.models import Target; from tom_observations.models import ObservationRecord;'
@@ -276,4 +139,201 @@ def test_a_save_data_cronjob_downloads_into_the_bucket_and_a_web_pod_on_the_othe
     # One run per tick, whichever node: no scheduled minute ran twice.
     ticks = [run[3] for run in world.runs() if run[1] == 'schedule' and run[2] != 'skipped']
     assert len(ticks) == len(set(ticks)), ticks
-    print(json.dumps({name: round(seconds) for name, seconds in world.cluster.timings.items()}))
+    print(json.dumps({name: round(seconds) for name, seconds in world.timings.items()}))
+
+
+def test_forbid_holds_the_next_tick_and_a_pod_deleted_mid_run_leaves_its_run_ended(release):
+    world = release
+    # Its download drags on for 96 s (256 bytes every 6 s, each within TOM_HTTP_TIMEOUT):
+    # longer than the schedule's minute.
+    frame, = add_observation(world, 7002, size=4096)
+    world.lco.fault('download', frame.id, 'slow', value=6)
+
+    running = wait_for('a save_data run held at the download', lambda: world.lco.count('download', frame.id) and [
+        run for run in world.runs() if run[2] == 'running'], 150)
+    held = wait_for('the next tick held off (JobAlreadyActive)', lambda: any(
+        event['reason'] == 'JobAlreadyActive' for event in world.cluster.get(
+            'events', '--field-selector', f'involvedObject.name={SAVE_DATA}')['items']), 100)
+    assert held
+    active = [pod for pod in job_pods(world) if pod['status']['phase'] in ('Pending', 'Running')]
+    assert len(active) == 1
+
+    world.cluster.kubectl('delete', 'pod', active[0]['metadata']['name'], '--wait=false')
+    ended = wait_for("the deleted pod's run recorded as ended", lambda: [
+        run for run in world.runs() if run[0] == running[0][0] and run[2] != 'running'], 60)
+    assert ended[0][2] in ('failed', 'lost'), ended
+
+    world.lco.faults.pop(('download', frame.id))
+    wait_for('the next tick to store the frame', lambda: stored(world, frame) == 1, 150)
+    assert stored(world, frame) == 1
+
+
+def test_kubectl_create_job_from_the_cronjob_runs_the_job_now(release):
+    world = release
+    # Clear of the scheduled runs: a manual run beside one would be skipped for the lock.
+    wait_for('a quiet moment in the minute', lambda: 15 <= datetime.now(UTC).second <= 30 and not [
+        run for run in world.runs() if run[2] == 'running'], 90, every=1)
+    before = len(world.runs())
+    world.cluster.kubectl('create', 'job', 'save-data-now', f'--from=cronjob/{SAVE_DATA}')
+    world.cluster.kubectl('wait', '--for=condition=complete', 'job/save-data-now', '--timeout=120s', timeout=150)
+    manual = [run for run in world.runs()[before:] if run[1] == 'manual']
+    assert manual and manual[0][2] == 'succeeded', world.runs()[before:]
+
+
+def test_the_worker_deployment_runs_a_task_posted_from_the_web(release):
+    world = release
+    pod = world.pods('web')[0]['metadata']['name']
+    target = world.manage_in(pod, (
+        'from tom_targets.models import Target;'
+        't, _ = Target.objects.get_or_create(name="SN 2026atl", defaults=dict(type="SIDEREAL", ra=10, dec=20));'
+        'print(t.pk)'))
+    service = world.cluster.get('service', f'{RELEASE}-mytom-web')['spec']['clusterIP']
+    web = logged_in(f'http://{service}:8000')
+
+    answer = web.post(f'http://{service}:8000/dataproducts/data/single_target_data_service/Atlas/query/', data={
+        'target_id': target, 'service': 'Atlas', 'min_date_mjd': 60000, 'max_date_mjd': 60010,
+        'csrfmiddlewaretoken': web.cookies['csrftoken']}, allow_redirects=False, timeout=30)
+
+    assert answer.status_code == 302, answer.text[-2000:]
+    record = wait_for('the worker to finish the task', lambda: world.sql(
+        "SELECT outcome, host, error FROM myapp_taskrecord WHERE outcome NOT IN ('', 'running')"), 180)
+    assert record[0][0] == 'succeeded', record
+    assert record[0][1] in {p['metadata']['name'] for p in world.pods('worker')}
+    products = world.sql("SELECT count(*) FROM tom_dataproducts_dataproduct WHERE data_product_type = "
+                         "'atlas_photometry' AND target_id = %s", int(target))
+    assert products[0][0] == 1 and world.atlas.jobs
+
+
+def logged_in(url):
+    """A session of the administrator the migration hook made, through the Service."""
+    session = requests.Session()
+    session.headers['Host'] = HOST
+    session.get(f'{url}/accounts/login/', timeout=30)
+    answer = session.post(f'{url}/accounts/login/', data={
+        'login': tom.ADMIN, 'password': tom.ADMIN_PASSWORD, 'csrfmiddlewaretoken': session.cookies['csrftoken']},
+        allow_redirects=False, timeout=30)
+    assert answer.status_code == 302 and 'sessionid' in session.cookies, answer.text[-2000:]
+    return session
+
+
+def test_backups_from_cronjobs_share_one_passphrase_in_the_bucket(release):
+    world = release
+    for name in ('backup-one', 'backup-two'):
+        world.cluster.kubectl('create', 'job', name, f'--from=cronjob/{RELEASE}-mytom-backup')
+        world.cluster.kubectl('wait', '--for=condition=complete', f'job/{name}', '--timeout=300s', timeout=330)
+    runs = world.runs('backup')
+    assert [run[2] for run in runs if run[1] == 'manual'][-2:] == ['succeeded', 'succeeded'], runs
+    keys = [item['Key'] for item in world.s3.list_objects_v2(Bucket='tom-backups').get('Contents', [])]
+    assert 'config' in keys and sum(key.startswith('snapshots/') for key in keys) >= 2
+
+
+def test_the_restore_procedure_as_written_brings_rows_files_and_sessions_back_into_a_fresh_release(
+        release, tmp_path_factory):
+    world = release
+    service = world.cluster.get('service', f'{RELEASE}-mytom-web')['spec']['clusterIP']
+    session = logged_in(f'http://{service}:8000')  # saved in the snapshot below
+    world.cluster.kubectl('create', 'job', 'backup-for-restore', f'--from=cronjob/{RELEASE}-mytom-backup')
+    world.cluster.kubectl('wait', '--for=condition=complete', 'job/backup-for-restore', '--timeout=300s', timeout=330)
+    targets = world.sql('SELECT name FROM tom_targets_basetarget ORDER BY name')
+    products = world.sql('SELECT data FROM tom_dataproducts_dataproduct ORDER BY data')
+
+    # docs/backups.md, "On Kubernetes": install the chart onto an empty database (here a second
+    # release beside the first, without its CronJobs), the snapshot's key in the Secret first,
+    # `backup restore latest` in its web Deployment, then a rollout restart.
+    world.install(tmp_path_factory.mktemp('restore'), CRONTAB, '--set', 'jobs.enabled=false', '--set',
+                  'worker.enabled=false', '--set', 'web.replicas=1', release='fresh', database='fresh')
+    printed = world.cluster.kubectl('exec', 'deploy/fresh-mytom-web', '--', 'python', 'manage.py', 'backup',
+                                    'secrets', 'latest').stdout
+    assert 'kubernetes-tests-secret-key' in printed  # the key this release's Secret already holds
+    restored = world.cluster.kubectl('exec', 'deploy/fresh-mytom-web', '--', 'python', 'manage.py', 'backup',
+                                     'restore', 'latest', check=False, timeout=600)
+    assert restored.returncode == 0, restored.stdout[-2000:] + restored.stderr[-2000:]
+    world.cluster.kubectl('rollout', 'restart', 'deploy/fresh-mytom-web')
+    world.cluster.kubectl('rollout', 'status', 'deploy/fresh-mytom-web', '--timeout=180s', timeout=200)
+
+    assert world.sql('SELECT name FROM tom_targets_basetarget ORDER BY name', database='fresh') == targets
+    assert world.sql('SELECT data FROM tom_dataproducts_dataproduct ORDER BY data', database='fresh') == products
+    pod = next(pod['metadata']['name'] for pod in world.pods('web', release='fresh')
+               if pod['status']['phase'] == 'Running' and 'deletionTimestamp' not in pod['metadata'])
+    name = products[0][0]
+    digest = world.manage_in(pod, (
+        'import hashlib; from django.core.files.storage import default_storage;'
+        f'print(hashlib.sha256(default_storage.open("{name}").read()).hexdigest())'))
+    original = world.manage_in(world.pods('web')[0]['metadata']['name'], (
+        'import hashlib; from django.core.files.storage import default_storage;'
+        f'print(hashlib.sha256(default_storage.open("{name}").read()).hexdigest())'))
+    assert digest == original and len(digest) == 64
+    # Who was logged in before the backup still is, on the restored TOM.
+    fresh = world.cluster.get('service', 'fresh-mytom-web')['spec']['clusterIP']
+    page = session.get(f'http://{fresh}:8000/targets/', allow_redirects=False, timeout=30)
+    assert page.status_code == 200 and 'SN 2026k8s' in page.text
+    world.cluster.helm('uninstall', 'fresh', '--wait', timeout=200)
+
+
+def test_helm_upgrade_to_the_next_image_takes_a_snapshot_first_and_keeps_everything(release, tmp_path_factory):
+    world = release
+    targets = world.sql('SELECT name FROM tom_targets_basetarget ORDER BY name')
+    snapshots = snapshot_count(world)
+
+    with tom.image_with_a_migration(tmp_path_factory.mktemp('next'), world.image) as (name, archive):
+        world.import_image(archive)
+        world.cluster.helm('upgrade', RELEASE, str(world.chart), '--reuse-values', '--set-string',
+                           f'image.tag={name.split(":")[1]}', '--wait', '--timeout', '6m', timeout=420)
+
+    log = world.cluster.kubectl('logs', f'job/{RELEASE}-mytom-migrate').stdout
+    assert '1 migration(s) to apply (myapp.9999_next_release): taking a snapshot first' in log, log
+    assert snapshot_count(world) == snapshots + 1
+    assert world.sql("SELECT count(*) FROM django_migrations WHERE name = '9999_next_release'")[0][0] == 1
+    assert world.sql('SELECT name FROM tom_targets_basetarget ORDER BY name') == targets
+    assert all(pod['spec']['containers'][0]['image'].endswith(':next') for pod in world.pods('web'))
+
+
+def snapshot_count(world):
+    return sum(item['Key'].startswith('snapshots/')
+               for item in world.s3.list_objects_v2(Bucket='tom-backups').get('Contents', []))
+
+
+def test_a_node_lost_mid_run_shows_its_run_lost_and_once_declared_gone_the_next_tick_runs_elsewhere(release):
+    world = release
+    service = world.cluster.get('service', f'{RELEASE}-mytom-web')['spec']['clusterIP']
+    web = logged_in(f'http://{service}:8000')
+    frame, = add_observation(world, 7003, size=8192)
+    world.lco.fault('download', frame.id, 'slow', value=6)  # 192 s
+    running = wait_for('a save_data run held at the download', lambda: world.lco.count('download', frame.id) and [
+        run for run in world.runs() if run[2] == 'running'], 150)
+    pod = next(pod for pod in job_pods(world) if pod['status']['phase'] == 'Running')
+    lost_node = next(node for node in world.cluster.nodes if node.name == pod['spec']['nodeName'])
+
+    killed = time.monotonic()
+    lost_node.kill()  # kubelet, containerd and every container of the node, at once
+    world.lco.faults.pop(('download', frame.id))
+
+    def lost_shown():
+        try:
+            jobs = web.get(f'http://{service}:8000/api/jobs/', timeout=10).json()['jobs']
+        except requests.RequestException:  # the dead node's web pod, until the Service drops it
+            return False
+        last = next(job for job in jobs if job['name'] == 'save_data')['last_run']
+        return last['outcome'] == 'lost' and last['id'] == running[0][0]
+
+    # The Jobs page and /api/jobs/ show the run lost once its heartbeat is a minute old.
+    wait_for('the run shown lost', lost_shown, 150)
+    shown_lost = time.monotonic() - killed
+
+    # Kubernetes keeps a silent node's pods "Terminating", and their Job active (so Forbid
+    # holds every tick back), until it is told the node is gone: the out-of-service taint an
+    # operator (or a cloud's node controller) puts on a node that will not come back.
+    wait_for('the node marked NotReady', lambda: not world.cluster._node_ready(lost_node.name), 120)
+    world.cluster.kubectl('taint', 'node', lost_node.name, 'node.kubernetes.io/out-of-service=nodeshutdown:NoExecute')
+    declared = time.monotonic()
+    wait_for('the next tick to store the frame on the other node', lambda: stored(world, frame) == 1, 240)
+    stored_after = time.monotonic() - declared
+
+    run = world.sql('SELECT outcome FROM myapp_jobrun WHERE id = %s', running[0][0])[0]
+    assert run[0] == 'lost', run
+    survivor = wait_for('the run that stored it to succeed', lambda: [
+        p for p in job_pods(world) if p['status']['phase'] == 'Succeeded' and p['spec']['nodeName'] != lost_node.name],
+        60)
+    assert survivor and stored(world, frame) == 1
+    print(json.dumps({'node killed to its run shown lost': round(shown_lost),
+                      'node declared gone to the frame stored': round(stored_after)}))

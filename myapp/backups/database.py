@@ -118,6 +118,8 @@ def _psql(dump_file, env, drop_first):
     """Feeds the dump to psql in a single transaction that stops at the first error; first,
     in the same transaction, drops what a freshly migrated database has."""
     prefix = "SET lock_timeout = '60s';\n"
+    connection.ensure_connection()
+    server_version = connection.pg_version
     if drop_first:
         with connection.cursor() as cursor:
             tables = _postgres_tables(cursor)
@@ -128,6 +130,7 @@ def _psql(dump_file, env, drop_first):
     try:
         process.stdin.write(prefix.encode())
         with open(dump_file, 'rb') as dump_data:
+            process.stdin.write(for_server(dump_data.read(1 << 20), server_version))
             while chunk := dump_data.read(1 << 20):
                 process.stdin.write(chunk)
         process.stdin.close()
@@ -136,6 +139,15 @@ def _psql(dump_file, env, drop_first):
     stderr = process.stderr.read().decode(errors='replace')
     if process.wait() != 0:
         raise BackupError(f'psql could not load the snapshot\'s database (nothing was changed): {_last(stderr)}')
+
+
+def for_server(head, server_version):
+    """The first part of a dump, made loadable by the server: pg_dump 17 (the image's) starts
+    every dump with `SET transaction_timeout = 0;`, a setting PostgreSQL before 17 refuses
+    (an external database on Kubernetes may well be 15 or 16)."""
+    if server_version >= 170000:
+        return head
+    return head.replace(b'\nSET transaction_timeout = 0;\n', b'\n', 1)
 
 
 @contextmanager

@@ -104,6 +104,8 @@ class Cluster:
         return self
 
     def _start_nodes(self):
+        if os.geteuid() != 0:
+            raise AssertionError('real Kubernetes nodes need root (cgroups, network interfaces, iptables, mounts)')
         self.machine = real_node.Machine()
         for index in range(self.node_count):
             self.nodes.append(real_node.Node(self, self.node_parts, f'node-{"ab"[index]}', index).start())

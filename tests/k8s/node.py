@@ -12,6 +12,7 @@ makes outside its root, and every process (containerd's shims and the containers
 """
 import json
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -42,6 +43,7 @@ class Machine:
         self.sysctls = {name: Path('/proc/sys', name).read_text() for name in SYSCTLS}
         self.folders = [folder for folder in KUBELET_FOLDERS if not os.path.exists(folder)]
         self.rules = {tool: self._rules(tool) for tool in ('iptables', 'ip6tables')}
+        sh('ip', 'link', 'del', INTERFACE, check=False)  # left by a run that was killed
         sh('ip', 'link', 'add', INTERFACE, 'type', 'bridge')  # no dummy module here
         sh('ip', 'link', 'set', INTERFACE, 'up')
         sh('ip', 'addr', 'add', f'{HOST_ADDRESS}/32', 'dev', INTERFACE)
@@ -74,16 +76,11 @@ class Machine:
                 if not chain.startswith(CHAIN_PREFIXES) and any(f' {p}' in line for p in CHAIN_PREFIXES):
                     added.append((table, line))
         for table, line in added:
-            sh(tool, '-t', table, '-D', *split_rule(line[3:]), check=False)
+            sh(tool, '-t', table, '-D', *shlex.split(line[3:]), check=False)
         for table, chain in chains:
             sh(tool, '-t', table, '-F', chain, check=False)
         for table, chain in chains:
             sh(tool, '-t', table, '-X', chain, check=False)
-
-
-def split_rule(text):
-    import shlex
-    return shlex.split(text)
 
 
 class Node:
@@ -194,9 +191,9 @@ class Node:
                     for name in ('cpuset.cpus', 'cpuset.mems'):
                         (path / name).write_text((hierarchy / name).read_text())
             elif path.exists():
-                for directory in sorted(path.rglob('*'), key=lambda p: -len(p.parts)):
-                    if directory.is_dir():
-                        os.rmdir(directory) if not any(directory.iterdir()) else sh('rmdir', directory, check=False)
+                # Deepest first: a cgroup folder goes once its children have (its files are not files).
+                for directory in sorted((p for p in path.rglob('*') if p.is_dir()), key=lambda p: -len(p.parts)):
+                    sh('rmdir', directory, check=False)
                 sh('rmdir', path, check=False)
 
     def _spawn(self, name, *args):

@@ -31,7 +31,7 @@ helm.sh/hook-delete-policy: before-hook-creation
 {{- .Values.existingSecret | default (printf "%s-secrets" (include "mytom.fullname" .)) -}}
 {{- end -}}
 
-{{/* What every container of the chart shares: the image, its settings, a writable /tmp and DATA_DIR. */}}
+{{/* What every container of the chart shares: the image, its settings, a writable /tmp, home and DATA_DIR. */}}
 {{- define "mytom.container" -}}
 image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
 imagePullPolicy: {{ .Values.image.pullPolicy }}
@@ -45,6 +45,9 @@ securityContext:
 volumeMounts:
   - name: tmp
     mountPath: /tmp
+  # The user's home: libraries keep caches there (matplotlib's font cache), as compose's tmpfs.
+  - name: home
+    mountPath: /home/tom
   - name: data
     mountPath: /data
 {{- end -}}
@@ -73,6 +76,8 @@ affinity:
 volumes:
   - name: tmp
     emptyDir: {}
+  - name: home
+    emptyDir: {}
   - name: data
     {{- if .Values.data.existingClaim }}
     persistentVolumeClaim:
@@ -85,19 +90,4 @@ volumes:
 {{/* The checksum of the settings, so that pods roll when they change. */}}
 {{- define "mytom.configChecksum" -}}
 {{- list .Values.config .Values.secrets .Values.existingSecret | toJson | sha256sum -}}
-{{- end -}}
-
-{{/* A job's pod on a node that stopped answering is given up after jobs.nodeLostSeconds (not
-     Kubernetes' 5 minutes), so that its Job ends and the next tick, which Forbid holds back
-     while the Job is active, runs elsewhere. The runtime has recorded the run lost by then. */}}
-{{- define "mytom.lostNodeTolerations" -}}
-{{- if not .Values.tolerations }}
-tolerations:
-  {{- range list "node.kubernetes.io/not-ready" "node.kubernetes.io/unreachable" }}
-  - key: {{ . }}
-    operator: Exists
-    effect: NoExecute
-    tolerationSeconds: {{ $.Values.jobs.nodeLostSeconds }}
-  {{- end }}
-{{- end }}
 {{- end -}}

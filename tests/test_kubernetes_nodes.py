@@ -323,7 +323,7 @@ def test_a_node_lost_mid_run_shows_its_run_lost_and_once_declared_gone_the_next_
     # Kubernetes keeps a silent node's pods "Terminating", and their Job active (so Forbid
     # holds every tick back), until it is told the node is gone: the out-of-service taint an
     # operator (or a cloud's node controller) puts on a node that will not come back.
-    wait_for('the node marked NotReady', lambda: not world.cluster._node_ready(lost_node.name), 120)
+    wait_for('the node marked NotReady', lambda: not world.cluster.node_ready(lost_node.name), 120)
     world.cluster.kubectl('taint', 'node', lost_node.name, 'node.kubernetes.io/out-of-service=nodeshutdown:NoExecute')
     declared = time.monotonic()
     wait_for('the next tick to store the frame on the other node', lambda: stored(world, frame) == 1, 240)

@@ -51,9 +51,9 @@ def ticks(world, count):
 
 
 def memory(world):
-    """{what: MiB}: each pod's cgroup, and the node programs' resident memory."""
+    """{what: MiB}: each running pod's cgroup, and the node programs' resident memory."""
     found = {}
-    pods = world.cluster.get('pods')['items']
+    pods = [pod for pod in world.cluster.get('pods')['items'] if pod['status']['phase'] == 'Running']
     for node in world.cluster.nodes:
         for pod in pods:
             uid = pod['metadata']['uid']
@@ -86,6 +86,7 @@ def main():
             world.install(directory, CRONTAB)
             for what, seconds in world.timings.items():
                 print(f'{what}: {seconds:.0f} s')
+            # Kubernetes records pod times to the second: the overhead is +-1 s.
             print('\nCronJob ticks (scheduled minute -> pod start -> pod done; the job\'s own time):')
             overheads = []
             for scheduled, pod_start, pod_done, own in ticks(world, options.ticks):

@@ -23,8 +23,8 @@ CONTROLLERS = ('cronjob,job,garbagecollector,serviceaccount-token,serviceaccount
 NODE_CONTROLLERS = ',endpointslice,endpoint,nodelifecycle,taint-eviction-controller,podgc,root-ca-cert-publisher'
 
 
-# A node that stops reporting is NotReady within 20 s (not 40), and its pods evicted 30 s later
-# by the chart's tolerations: tests wait less for what operators tune the same way.
+# A node that stops reporting is NotReady within 20 s (Kubernetes' default is 40 s): the tests
+# wait less for what operators tune the same way.
 NODE_TIMING = ('--node-monitor-grace-period=20s', '--node-monitor-period=2s')
 
 
@@ -111,7 +111,7 @@ class Cluster:
             self.nodes.append(real_node.Node(self, self.node_parts, f'node-{"ab"[index]}', index).start())
         real_node.start_kube_proxy(self)
         for node in self.nodes:
-            self._wait(f'{node.name} to be ready', lambda node=node: self._node_ready(node.name), 120)
+            self._wait(f'{node.name} to be ready', lambda node=node: self.node_ready(node.name), 120)
 
     def import_image(self, archive):
         """An image archive (`docker save`) into every node's containerd: there is no registry."""
@@ -180,11 +180,11 @@ class Cluster:
                        'capacity': {'cpu': '32', 'memory': '256Gi', 'pods': '110'}},
         }
         self.kubectl('apply', '-f', '-', input=json.dumps(node))
-        self._wait('the simulated node to be ready', self._node_ready, 60)
+        self._wait('the simulated node to be ready', self.node_ready, 60)
         # No node-lifecycle controller runs to lift the taint a new node starts with.
         self.kubectl('taint', 'nodes', NODE, 'node.kubernetes.io/not-ready:NoSchedule-', check=False)
 
-    def _node_ready(self, name=NODE):
+    def node_ready(self, name=NODE):
         found = self.kubectl('get', 'node', name, '-o', 'json', check=False)
         if found.returncode != 0:
             return False

@@ -99,10 +99,10 @@ class Node:
         self.env = {**os.environ, 'PATH': f'{self.parts}/root/usr/bin:{self.parts}/root/usr/sbin:{os.environ["PATH"]}'}
 
     # --- commands ---------------------------------------------------------------------------
-    def ctr(self, *args, check=True, input=None, timeout=300, stdin=None):
+    def ctr(self, *args, check=True, timeout=300, stdin=None):
         return subprocess.run([str(self.parts / 'root/usr/bin/ctr'), '--address', str(self.socket),
                                '--namespace', 'k8s.io', *args], capture_output=True, env=self.env,
-                              check=check, input=input, stdin=stdin, timeout=timeout)
+                              check=check, stdin=stdin, timeout=timeout)
 
     def import_image(self, archive):
         with open(archive, 'rb') as tarball:
@@ -132,8 +132,8 @@ class Node:
                 pass
 
     def stop(self):
-        if self.processes.get('containerd') and self.processes['containerd'].poll() is None:
-            self._stop('kubelet')
+        """kubelet stopped, then the node killed, and what it left behind removed."""
+        self._stop('kubelet')
         self.kill()
         deadline = time.monotonic() + 10
         while self._own_pids() and time.monotonic() < deadline:

@@ -38,6 +38,8 @@ def release(tmp_path_factory):
             yield world
     except tom.SetUpFailed as error:
         pytest.fail(str(error))
+    # The machine as the nodes found it: no interface, chain, mount, cgroup, sysctl or process left.
+    assert world.cluster.leftovers() == []
 
 
 def wait_for(what, check, seconds, every=2.0):
@@ -67,7 +69,7 @@ def add_observation(world, observation_id, size=2048):
     """An LCO observation of one frame that has finished, and the TOM's record of it (made in
     a web pod)."""
     made = world.lco.add_request(observation_id, frames=1, size=size)
-    pod = world.pods('web')[0]['metadata']['name']
+    pod = live_pods(world, 'web')[0]['metadata']['name']
     world.manage_in(pod, (
         'from tom_targets.models import Target; from tom_observations.models import ObservationRecord;'
         'target, _ = Target.objects.get_or_create(name="SN 2026k8s", defaults=dict(type="SIDEREAL", ra=1, dec=2));'
@@ -79,6 +81,12 @@ def add_observation(world, observation_id, size=2048):
 def stored(world, frame):
     return world.sql('SELECT count(*) FROM tom_dataproducts_dataproduct WHERE data LIKE %s',
                      f'%{frame.filename}')[0][0]
+
+
+def live_pods(world, component, release=RELEASE):
+    """Running pods that are not on their way out (a rollout's old pods may still be stopping)."""
+    return [pod for pod in world.pods(component, release=release)
+            if pod['status']['phase'] == 'Running' and 'deletionTimestamp' not in pod['metadata']]
 
 
 def job_pods(world):
@@ -125,7 +133,7 @@ def test_a_save_data_cronjob_downloads_into_the_bucket_and_a_web_pod_on_the_othe
     done = wait_for('the run\'s pod to succeed', lambda: [
         pod for pod in job_pods(world) if pod['status']['phase'] == 'Succeeded'], 60)
     job_node = done[0]['spec']['nodeName']
-    other = next(pod for pod in world.pods('web') if pod['spec']['nodeName'] != job_node)
+    other = next(pod for pod in live_pods(world, 'web') if pod['spec']['nodeName'] != job_node)
     digest = world.manage_in(other['metadata']['name'], (
         'import hashlib; from tom_dataproducts.models import DataProduct;'
         f'p = DataProduct.objects.get(data__endswith="{frame.filename}");'
@@ -182,7 +190,7 @@ def test_kubectl_create_job_from_the_cronjob_runs_the_job_now(release):
 
 def test_the_worker_deployment_runs_a_task_posted_from_the_web(release):
     world = release
-    pod = world.pods('web')[0]['metadata']['name']
+    pod = live_pods(world, 'web')[0]['metadata']['name']
     target = world.manage_in(pod, (
         'from tom_targets.models import Target;'
         't, _ = Target.objects.get_or_create(name="SN 2026atl", defaults=dict(type="SIDEREAL", ra=10, dec=20));'
@@ -253,13 +261,12 @@ def test_the_restore_procedure_as_written_brings_rows_files_and_sessions_back_in
 
     assert world.sql('SELECT name FROM tom_targets_basetarget ORDER BY name', database='fresh') == targets
     assert world.sql('SELECT data FROM tom_dataproducts_dataproduct ORDER BY data', database='fresh') == products
-    pod = next(pod['metadata']['name'] for pod in world.pods('web', release='fresh')
-               if pod['status']['phase'] == 'Running' and 'deletionTimestamp' not in pod['metadata'])
+    pod = live_pods(world, 'web', release='fresh')[0]['metadata']['name']
     name = products[0][0]
     digest = world.manage_in(pod, (
         'import hashlib; from django.core.files.storage import default_storage;'
         f'print(hashlib.sha256(default_storage.open("{name}").read()).hexdigest())'))
-    original = world.manage_in(world.pods('web')[0]['metadata']['name'], (
+    original = world.manage_in(live_pods(world, 'web')[0]['metadata']['name'], (
         'import hashlib; from django.core.files.storage import default_storage;'
         f'print(hashlib.sha256(default_storage.open("{name}").read()).hexdigest())'))
     assert digest == original and len(digest) == 64
@@ -285,7 +292,8 @@ def test_helm_upgrade_to_the_next_image_takes_a_snapshot_first_and_keeps_everyth
     assert snapshot_count(world) == snapshots + 1
     assert world.sql("SELECT count(*) FROM django_migrations WHERE name = '9999_next_release'")[0][0] == 1
     assert world.sql('SELECT name FROM tom_targets_basetarget ORDER BY name') == targets
-    assert all(pod['spec']['containers'][0]['image'].endswith(':next') for pod in world.pods('web'))
+    # The old ReplicaSet's pods may still be terminating when `--wait` returns.
+    assert {pod['spec']['containers'][0]['image'].rsplit(':', 1)[1] for pod in live_pods(world, 'web')} == {'next'}
 
 
 def snapshot_count(world):

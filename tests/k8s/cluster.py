@@ -137,6 +137,10 @@ class Cluster:
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait()
 
+    def leftovers(self):
+        """What the real nodes left on the machine once stopped (nothing for kwok's)."""
+        return self.machine.leftovers(self.dir) if self.machine else []
+
     def spawn(self, tool, *args):
         return self._spawn(tool, *args)
 

@@ -12,6 +12,7 @@ makes outside its root, and every process (containerd's shims and the containers
 """
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -60,6 +61,28 @@ class Machine:
             Path('/proc/sys', name).write_text(value)
         for folder in self.folders:  # deepest first, as listed
             sh('rm', '-rf', folder, check=False)
+
+    def leftovers(self, directory):
+        """What the nodes left on the machine after they stopped: empty once all is put back."""
+        found = [f'network interface {name}' for name in re.findall(r'^\d+: (mytom-[^:@]+)',
+                                                                    sh('ip', '-o', 'link').stdout, re.M)]
+        for tool in ('iptables', 'ip6tables'):
+            rules = sh(f'{tool}-save', check=False).stdout.splitlines()
+            found += [f'{tool} chain {line[1:].split()[0]}' for line in rules
+                      if line.startswith(':') and line[1:].startswith(CHAIN_PREFIXES)]
+        found += [f'mount {line.split()[4]}' for line in Path('/proc/self/mountinfo').read_text().splitlines()
+                  if line.split()[4].startswith(str(directory))]
+        found += [f'cgroup {path}' for path in Path('/sys/fs/cgroup').glob('*/mytom-node-*')]
+        found += [f'sysctl {name} is {Path("/proc/sys", name).read_text().strip()}, was {value.strip()}'
+                  for name, value in self.sysctls.items() if Path('/proc/sys', name).read_text() != value]
+        found += [f'folder {folder}' for folder in self.folders if os.path.exists(folder)]
+        for proc in Path('/proc').iterdir():
+            try:
+                if proc.name.isdigit() and str(directory).encode() in (proc / 'cmdline').read_bytes():
+                    found.append(f'process {proc.name}')
+            except OSError:
+                continue
+        return found
 
     def _restore_rules(self, tool):
         """Rules the nodes added that jump to their chains, then the chains: other rules (the

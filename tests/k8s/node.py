@@ -205,10 +205,14 @@ class Node:
         pods' cgroups are under it, so that two kubelets never take each other's pods for
         orphans."""
         for hierarchy in Path('/sys/fs/cgroup').iterdir():
-            if not hierarchy.is_dir() or hierarchy.is_symlink() or hierarchy.name == 'unified':
+            if not hierarchy.is_dir() or hierarchy.is_symlink():
                 continue
             path = hierarchy / self.cgroup
+            # The v2 hierarchy beside them ("unified") is not one kubelet needs, but it and
+            # containerd make folders there too: removed, not made.
             if action == 'make':
+                if hierarchy.name == 'unified':
+                    continue
                 path.mkdir(exist_ok=True)
                 if hierarchy.name.startswith('cpuset'):
                     for name in ('cpuset.cpus', 'cpuset.mems'):

@@ -259,12 +259,7 @@ def start_s3_server(host='127.0.0.1'):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop():
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server, 10)
 
     url = f'http://{host}:{port}'
     try:
@@ -273,6 +268,18 @@ def start_s3_server(host='127.0.0.1'):
         stop()
         raise
     return url, stop
+
+
+def stop_process(process, seconds):
+    """SIGTERM, then SIGKILL if the process has not ended within `seconds`."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def free_port():

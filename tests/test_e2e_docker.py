@@ -45,6 +45,15 @@ def engine_available():
     return shutil.which('docker') and subprocess.run(['docker', 'info'], capture_output=True).returncode == 0
 
 
+def require_engine(why):
+    """Skips the caller without a Docker engine (saying why it needs one), or fails it when
+    E2E_REQUIRE_DOCKER is set, as CI sets it."""
+    if not engine_available():
+        if os.environ.get('E2E_REQUIRE_DOCKER'):
+            pytest.fail('E2E_REQUIRE_DOCKER is set but no Docker engine answers `docker info`')
+        pytest.skip(f'no Docker engine {why} (set E2E_REQUIRE_DOCKER to make this a failure)')
+
+
 class Stack:
     def __init__(self, directory, env):
         self.directory = directory
@@ -106,10 +115,7 @@ def wait_for(what, check, seconds=120, every=1.0):
 
 @pytest.fixture(scope='module')
 def stack(tmp_path_factory):
-    if not engine_available():
-        if os.environ.get('E2E_REQUIRE_DOCKER'):
-            pytest.fail('E2E_REQUIRE_DOCKER is set but no Docker engine answers `docker info`')
-        pytest.skip('no Docker engine (set E2E_REQUIRE_DOCKER to make this a failure)')
+    require_engine('for the stack')
     directory = tmp_path_factory.mktemp('checkout')
     directory.chmod(0o755)  # as a clone's is: the cron container's user must read ./crontab
     copy_checkout(directory)

@@ -6,7 +6,6 @@ One release for the module, a crontab of its own: save_data every minute, the ba
 tests run in order."""
 import hashlib
 import json
-import os
 import time
 import urllib.request
 from datetime import UTC, datetime
@@ -16,7 +15,7 @@ import requests
 
 from tests.k8s import tom
 from tests.k8s.tom import HOST, RELEASE
-from tests.test_e2e_docker import engine_available
+from tests.test_e2e_docker import require_engine
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.docker]
 
@@ -27,10 +26,7 @@ CRONTAB = ('* * * * * python manage.py jobs run --timeout 4m save_data\n'
 
 @pytest.fixture(scope='module')
 def release(tmp_path_factory):
-    if not engine_available():
-        if os.environ.get('E2E_REQUIRE_DOCKER'):
-            pytest.fail('E2E_REQUIRE_DOCKER is set but no Docker engine answers `docker info`')
-        pytest.skip('no Docker engine to build the image (set E2E_REQUIRE_DOCKER to make this a failure)')
+    require_engine('to build the image')
     directory = tmp_path_factory.mktemp('nodes')
     try:
         with tom.image(directory) as (name, archive), tom.world(directory, name, archive) as world:
@@ -283,7 +279,7 @@ def test_helm_upgrade_to_the_next_image_takes_a_snapshot_first_and_keeps_everyth
     snapshots = snapshot_count(world)
 
     with tom.image_with_a_migration(tmp_path_factory.mktemp('next'), world.image) as (name, archive):
-        world.import_image(archive)
+        world.cluster.import_image(archive)
         world.cluster.helm('upgrade', RELEASE, str(world.chart), '--reuse-values', '--set-string',
                            f'image.tag={name.split(":")[1]}', '--wait', '--timeout', '6m', timeout=420)
 

@@ -19,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process
 
 # The host's side of the nodes' network: node IPs, and an address for the services that
 # stand outside the cluster (PostgreSQL, the fake LCO, the S3 server), reachable from pods.
@@ -167,14 +167,8 @@ class Node:
         self._cgroups('remove')
 
     def _stop(self, name):
-        process = self.processes.get(name)
-        if process and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if name in self.processes:
+            stop_process(self.processes[name], 20)
 
     def _own_pids(self):
         """containerd's shims and the containers they run: the processes whose cgroup is under

@@ -45,20 +45,11 @@ def tool(script):
 def image(directory):
     """(name, archive) of the image of this checkout, built with the same build arguments
     compose passes (PYTHON_IMAGE, SUPERCRONIC_URL, SUPERCRONIC_SHA256 when set)."""
-    name = f'mytom-k8s-{os.getpid()}:tests'
     args = [f'--build-arg={arg}={os.environ[arg]}' for arg in ('PYTHON_IMAGE', 'SUPERCRONIC_URL', 'SUPERCRONIC_SHA256')
             if os.environ.get(arg)]
-    archive = Path(directory) / 'image.tar'
-    try:
-        built = subprocess.run(['docker', 'build', '--network', 'host', '-t', name, *args, str(REPO)],
-                               capture_output=True, text=True, timeout=1500)
-        if built.returncode != 0:
-            raise SetUpFailed(f'docker build failed:\n{built.stderr[-3000:]}')
-        subprocess.run(['docker', 'save', '-o', str(archive), name], check=True, capture_output=True, timeout=600)
-        yield name, archive
-    finally:
-        subprocess.run(['docker', 'image', 'rm', '-f', name], capture_output=True)
-        archive.unlink(missing_ok=True)
+    with _built(f'mytom-k8s-{os.getpid()}:tests', REPO, Path(directory) / 'image.tar', 'docker build',
+                '--network', 'host', *args, timeout=1500) as made:
+        yield made
 
 
 @contextlib.contextmanager
@@ -72,13 +63,20 @@ def image_with_a_migration(directory, base):
         'from django.db import migrations\n\n\n'
         f'class Migration(migrations.Migration):\n    dependencies = [("myapp", "{latest}")]\n    operations = []\n')
     (context / 'Dockerfile').write_text(f'FROM {base}\nCOPY 9999_next_release.py /app/myapp/migrations/\n')
-    name = base.rsplit(':', 1)[0] + ':next'
-    archive = context / 'image.tar'
+    with _built(base.rsplit(':', 1)[0] + ':next', context, context / 'image.tar',
+                'docker build of the next release', timeout=600) as made:
+        yield made
+
+
+@contextlib.contextmanager
+def _built(name, context, archive, what, *build_args, timeout):
+    """(name, archive): the image built from the context and saved for the nodes' containerd;
+    both removed after."""
     try:
-        built = subprocess.run(['docker', 'build', '-t', name, str(context)], capture_output=True, text=True,
-                               timeout=600)
+        built = subprocess.run(['docker', 'build', *build_args, '-t', name, str(context)], capture_output=True,
+                               text=True, timeout=timeout)
         if built.returncode != 0:
-            raise SetUpFailed(f'docker build of the next release failed:\n{built.stderr[-3000:]}')
+            raise SetUpFailed(f'{what} failed:\n{built.stderr[-3000:]}')
         subprocess.run(['docker', 'save', '-o', str(archive), name], check=True, capture_output=True, timeout=600)
         yield name, archive
     finally:
@@ -108,10 +106,6 @@ class World:
         return self.cluster.get('pods', '-l', f'app.kubernetes.io/instance={release},'
                                 f'app.kubernetes.io/component={component}')['items']
 
-    def import_image(self, archive):
-        """An image archive into every node still running."""
-        for node in self.cluster.nodes:
-            node.import_image(archive)
 
     def manage_in(self, pod, code):
         """What the Python code prints, run by `manage.py shell` in a pod."""

@@ -206,6 +206,8 @@ class JobAlert(models.Model):
         OK = 'ok'
         FAILING = 'failing'
         OVERDUE = 'overdue'
+        DOWN = 'down'            # an alert stream: no process of it connected
+        SILENT = 'silent'        # an alert stream: no message for longer than it allows
 
     name = models.CharField(max_length=200, unique=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.OK)
@@ -254,3 +256,105 @@ class BackupSnapshot(models.Model):
 
     def __str__(self):
         return f'snapshot {self.snapshot_id[:8]} ({self.kind})'
+
+
+class StreamState(models.Model):
+    """One alert stream of the TOM's declaration (streams.toml, ALERT_STREAMS), as its
+    processes on every cron replica report it: for the Jobs page, /metrics and the checks."""
+
+    name = models.CharField(max_length=200, unique=True)
+    first_started_at = models.DateTimeField(help_text='when a process of it first ran: where "latest" starts')
+    connected_at = models.DateTimeField(null=True, blank=True, help_text='when a process of it last connected')
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text='a connected process was last heard then')
+    host = models.CharField(max_length=255, blank=True, help_text='the host of the process last heard')
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, help_text='why a process of it last failed, in one line')
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    messages = models.BigIntegerField(default=0, help_text='messages handled: stored, or kept as dead letters')
+    dead_letters = models.BigIntegerField(default=0)
+    restarts = models.BigIntegerField(default=0)
+    paused_by = models.CharField(max_length=150, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True, help_text='empty: not paused')
+    pause_reason = models.TextField(blank=True)
+
+    def __str__(self):
+        return f'stream {self.name}'
+
+
+class StreamOffset(models.Model):
+    """The last message of a partition that a stream's handler has stored (or dead-lettered),
+    written in the same transaction as what the handler stored: a message redelivered by Kafka
+    (its commit lost with a killed process) is recognised here and not handled twice."""
+
+    stream = models.CharField(max_length=200)
+    topic = models.CharField(max_length=255)
+    partition = models.IntegerField()
+    offset = models.BigIntegerField(null=True, help_text='empty: none handled yet')
+    handled_at = models.DateTimeField(null=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=['stream', 'topic', 'partition'],
+                                               name='one_offset_per_partition')]
+
+
+class StreamHour(models.Model):
+    """Messages a stream handled in one hour (UTC), for messages per hour."""
+
+    stream = models.CharField(max_length=200)
+    hour = models.DateTimeField()
+    messages = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=['stream', 'hour'], name='one_count_per_stream_hour')]
+
+
+class StreamAlert(models.Model):
+    """An alert as the shipped handler (myapp.streams.handlers.save_alert) stores it: the Kafka
+    message whole, once (its stream, topic, partition and offset say which it is)."""
+
+    stream = models.CharField(max_length=200)
+    topic = models.CharField(max_length=255)
+    partition = models.IntegerField()
+    offset = models.BigIntegerField()
+    key = models.BinaryField(null=True, blank=True)
+    value = models.BinaryField(null=True, blank=True)
+    headers = models.JSONField(default=list, blank=True, help_text='[name, value as text] pairs')
+    produced_at = models.DateTimeField(null=True, blank=True, help_text="the message's Kafka timestamp")
+    stored_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ['-stored_at']
+        constraints = [models.UniqueConstraint(fields=['stream', 'topic', 'partition', 'offset'],
+                                               name='one_alert_per_message')]
+
+    def __str__(self):
+        return f'alert {self.topic}[{self.partition}]@{self.offset}'
+
+
+class DeadLetter(models.Model):
+    """A message whose handler raised (or ran past the stream's HANDLER_TIMEOUT): kept whole
+    with the error, so that nothing is lost and staff can retry it once the cause is fixed."""
+
+    stream = models.CharField(max_length=200)
+    topic = models.CharField(max_length=255)
+    partition = models.IntegerField()
+    offset = models.BigIntegerField()
+    key = models.BinaryField(null=True, blank=True)
+    value = models.BinaryField(null=True, blank=True)
+    headers = models.JSONField(default=list, blank=True)
+    produced_at = models.DateTimeField(null=True, blank=True)
+    handler = models.CharField(max_length=300)
+    error = models.TextField(help_text='why the handler failed, in one line')
+    traceback = models.TextField(blank=True)
+    failed_at = models.DateTimeField()
+    attempts = models.IntegerField(default=1)
+    resolved_at = models.DateTimeField(null=True, blank=True, help_text='when a retry stored it')
+    resolved_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ['-failed_at']
+        constraints = [models.UniqueConstraint(fields=['stream', 'topic', 'partition', 'offset'],
+                                               name='one_dead_letter_per_message')]
+
+    def __str__(self):
+        return f'dead letter {self.topic}[{self.partition}]@{self.offset}'

@@ -30,12 +30,14 @@ from myapp.models import JobRequest, JobRun
 from myapp.overview.board import board
 from myapp.overview.metrics import exposition
 from myapp.storage import local_path
+from myapp.streams import declaration as stream_declaration
+from myapp.streams import state as stream_state
 from myapp.task_queue import queue
 from myapp.task_queue.board import task_board
 from myapp.timing import parse_duration
 
 # What a job printed and what a task was given can name private targets and files: staff only.
-STAFF_ONLY_KEYS = frozenset({'summary', 'output_tail', 'error', 'arguments'})
+STAFF_ONLY_KEYS = frozenset({'summary', 'output_tail', 'error', 'arguments', 'last_error'})
 MAX_FIELD = 500  # characters of a pause's duration or reason: a sentence, not a file
 
 
@@ -81,8 +83,16 @@ class JobListView(LoginRequiredMixin, TemplateView):
     template_name = 'myapp/job_list.html'
 
     def get_context_data(self, **kwargs):
+        streams = stream_state.report()
+        items = []
+        for row in streams.rows:
+            item = row.as_dict(streams.now)
+            item['connected_since_time'] = row.connected_since(streams.now)
+            item['last_message_time'] = row.state.last_message_at if row.state else None
+            items.append(item)
         return {**super().get_context_data(**kwargs), 'board': board(), 'tasks': task_board(),
-                'may_retry': self.request.user.is_staff}
+                'may_retry': self.request.user.is_staff, 'streams': streams, 'stream_items': items,
+                'dead_letters': stream_state.waiting_letters() if self.request.user.is_staff else []}
 
 
 class JobDetailView(LoginRequiredMixin, TemplateView):
@@ -129,6 +139,7 @@ class JobsAPIView(APIView):
             'jobs': [row.as_dict() for row in jobs_board.rows],
             'tasks': task_board().as_dict(),
             'backups': jobs_board.backup.as_dict(),
+            'streams': _streams_answer(),
         }
         return Response(answer if request.user.is_staff else _names_times_outcomes(answer))
 
@@ -232,6 +243,56 @@ class DownloadNowView(APIView):
             return _see_other(f'{reverse("tom_targets:detail", args=[target.pk])}?tab=jobs')
         return render(request._request, 'myapp/partials/run_request.html',
                       {'job_request': job_request, 'state': run_now.state(job_request)}, status=202)
+
+
+def _streams_answer():
+    streams = stream_state.report()
+    return {'error': streams.error or None, 'streams': [row.as_dict(streams.now) for row in streams.rows]}
+
+
+class StreamPauseView(APIView):
+    """POST /api/jobs/streams/<name>/pause/ (`reason`) and .../resume/: staff stop a stream on
+    every replica (its messages wait in Kafka), or start it again from where it stopped."""
+
+    permission_classes = [IsAdminUser]
+    resume = False
+
+    def post(self, request, name):
+        try:
+            stream_declaration.find(name)
+        except stream_declaration.DeclarationError:
+            raise Http404('No such stream is declared')
+        if self.resume:
+            if not stream_state.resume(name):
+                return Response({'error': f'{name} is not paused'}, status=409)
+            answer = {'name': name, 'paused': None}
+        else:
+            reason = str(request.data.get('reason') or '').strip()
+            if len(reason) > MAX_FIELD:
+                return Response({'error': f'the reason is longer than {MAX_FIELD} characters'}, status=400)
+            stream_state.pause(name, request.user.get_username(), reason)
+            answer = {'name': name, 'paused': True}
+        if _from_a_form(request):
+            return _see_other(f'{reverse("jobs:list")}#streams')
+        return Response(answer)
+
+
+class RetryDeadLetterView(APIView):
+    """POST /api/jobs/dead-letters/<id>/retry/: staff hand a dead letter to its handler again
+    (once its cause is fixed): stored, it leaves the list; failing, its error is updated."""
+
+    permission_classes = [IsAdminUser]
+
+    def post(self, request, pk):
+        try:
+            error = stream_state.retry(pk, request.user.get_username())
+        except stream_state.RetryRefused as refusal:
+            return Response({'error': str(refusal)}, status=409 if 'no dead letter' not in str(refusal) else 404)
+        if _from_a_form(request):
+            return _see_other(f'{reverse("jobs:list")}#streams')
+        if error:
+            return Response({'id': pk, 'stored': False, 'error': error}, status=422)
+        return Response({'id': pk, 'stored': True})
 
 
 def _names_times_outcomes(value):

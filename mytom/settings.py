@@ -385,6 +385,14 @@ if CRONTAB_POLL_SECONDS <= 0:
     raise ImproperlyConfigured('CRONTAB_POLL_SECONDS must be more than 0')
 CRON_HEALTH_FILE = env.str('CRON_HEALTH_FILE', default=health_file.DEFAULT_PATH)
 
+# Alert streams (myapp/streams), run by the cron program beside the jobs: the file declaring
+# them (read again when it changes), the longest delay between two restarts of a stream's
+# process, and how long no process of a stream may be connected before `jobs check` fails.
+# TOM Toolkit's ALERT_STREAMS, set in this file, are run too.
+STREAMS_FILE = env.str('STREAMS_FILE', default='/etc/tom/streams.toml')
+STREAMS_RESTART_MAX = env_duration('STREAMS_RESTART_MAX', '60s')
+STREAMS_DOWN_AFTER = env_duration('STREAMS_DOWN_AFTER', '2m')
+
 # --- Backups (myapp/backups) ---------------------------------------------------------------
 # The restic repository snapshots go to: a folder (compose mounts ./backups at /backups, which
 # `docker compose down -v` leaves alone) or an S3-compatible bucket (s3:https://host/bucket/path).

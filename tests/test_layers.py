@@ -13,7 +13,7 @@ LAYERS = [
     ['supervision'],
     ['models', 'database', 'failures', 'timing', 'logs', 'wake', 'storage', 'apps', 'admin', 'health', 'targets',
      'saved_queries', 'charts'],
-    ['jobs', 'task_queue', 'backups', 'data_sync', 'access'],
+    ['jobs', 'task_queue', 'backups', 'data_sync', 'access', 'streams'],
     ['overview', 'target_tab'],
     ['sidecar'],
     ['management', 'views', 'templatetags'],

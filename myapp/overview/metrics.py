@@ -1,6 +1,6 @@
-"""The job history and the task queue as Prometheus metrics: read from the database at each
-scrape, so they survive restarts and crontab reloads, and are labelled by job name (not
-command text) and task path."""
+"""The job history, the task queue, the backups and the alert streams as Prometheus metrics:
+read from the database at each scrape, so they survive restarts and crontab reloads, and are
+labelled by job name (not command text), task path and stream name."""
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -8,10 +8,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from myapp.backups import status as backup_status
 from myapp.jobs import history, notify
 from myapp.overview import report as overview
+from myapp.streams import state as stream_state
 from myapp.task_queue import queue, results
 
 PREFIX = 'tom_job'
 TASK_PREFIX = 'tom_task'
+STREAM_PREFIX = 'tom_stream'
 
 
 class JobHistoryCollector:
@@ -79,10 +81,42 @@ class BackupCollector:
                                     value=1 if state.verified.verified_ok else 0)
 
 
+class StreamCollector:
+    """The alert streams (myapp/streams): messages handled, dead letters and restarts since each
+    first ran, the last message, and whether each is up."""
+
+    def collect(self):
+        streams = stream_state.report()
+        counts = stream_state.counts_by_stream()
+        messages = CounterMetricFamily(f'{STREAM_PREFIX}_messages', 'Messages handled (stored or dead-lettered)',
+                                       labels=['stream'])
+        dead = CounterMetricFamily(f'{STREAM_PREFIX}_dead_letters',
+                                   'Messages whose handler failed, kept as dead letters', labels=['stream'])
+        restarts = CounterMetricFamily(f'{STREAM_PREFIX}_restarts', "Restarts of the stream's process",
+                                       labels=['stream'])
+        last = GaugeMetricFamily(f'{STREAM_PREFIX}_last_message_timestamp_seconds',
+                                 'When the stream last handled a message (Unix time)', labels=['stream'])
+        up = GaugeMetricFamily(f'{STREAM_PREFIX}_up', '1 while a process of the stream is connected (or it is paused)',
+                               labels=['stream'])
+        waiting = GaugeMetricFamily(f'{STREAM_PREFIX}_dead_letters_waiting', 'Dead letters not yet stored by a retry',
+                                    labels=['stream'])
+        for row in streams.rows:
+            handled, letters, restarted = counts.get(row.name, (0, 0, 0))
+            messages.add_metric([row.name], handled)
+            dead.add_metric([row.name], letters)
+            restarts.add_metric([row.name], restarted)
+            if row.state and row.state.last_message_at:
+                last.add_metric([row.name], row.state.last_message_at.timestamp())
+            up.add_metric([row.name], 0 if row.status(streams.now) == stream_state.DOWN else 1)
+            waiting.add_metric([row.name], row.waiting_letters)
+        yield from (messages, dead, restarts, last, up, waiting)
+
+
 def exposition():
     """The metrics in Prometheus' text format."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(JobHistoryCollector())
     registry.register(TaskQueueCollector())
     registry.register(BackupCollector())
+    registry.register(StreamCollector())
     return generate_latest(registry)

@@ -1,5 +1,6 @@
 """The overview `jobs check`, the cron container's health, the Jobs page and /metrics read:
-every job's state (myapp/jobs/overdue.py), the task that has waited longest, and the backups.
+every job's state (myapp/jobs/overdue.py), the task that has waited longest, the backups and
+the alert streams (down or silent past their allowance).
 The queue of tasks is overdue when its oldest task has waited past TASKS_MAX_WAIT."""
 from dataclasses import dataclass
 
@@ -7,6 +8,7 @@ from django.conf import settings
 
 from myapp.backups import status as backup_status
 from myapp.jobs import overdue
+from myapp.streams import state as stream_state
 from myapp.task_queue import queue
 from myapp.timing import format_duration, format_local
 
@@ -15,6 +17,7 @@ from myapp.timing import format_duration, format_local
 class Overview(overdue.Report):
     oldest_task: object = None   # the queued task that has waited longest (DBTaskResult), or None
     backup: object = None        # backups.status.BackupState
+    streams: object = None       # streams.state.StreamsReport
 
     @property
     def task_waited(self):
@@ -35,7 +38,8 @@ def report(now=None, check_commands=True, record_lost=False):
     lines = [state.line for state in jobs.jobs]
     backup = backup_status.state(jobs.now, lines, {state.name: state.first_seen for state in jobs.jobs
                                                    if state.first_seen})
-    return Overview(**vars(jobs), oldest_task=queue.oldest_waiting(), backup=backup)
+    return Overview(**vars(jobs), oldest_task=queue.oldest_waiting(), backup=backup,
+                    streams=stream_state.report(jobs.now))
 
 
 def verdict(report):
@@ -50,8 +54,12 @@ def verdict(report):
                      f'(TASKS_MAX_WAIT {format_duration(settings.TASKS_MAX_WAIT)}): no worker is taking tasks')
     if report.backup.too_old:
         lines.append(report.backup.overdue_line())
+    streams = report.streams.problems
+    lines += streams
     if lines:
         stuck = ', tasks waiting' if report.tasks_stuck else ''
         stuck += ', backup too old' if report.backup.too_old else ''
+        stuck += f', {len(streams)} stream problem(s)' if streams else ''
         return lines, f'{len(report.overdue)} job(s) overdue, {len(report.problems)} crontab problem(s){stuck}'
-    return lines, f'ok: {len(report.jobs)} job(s) on time'
+    on_time = f'ok: {len(report.jobs)} job(s) on time'
+    return lines, on_time + (f', {len(report.streams.rows)} stream(s) ok' if report.streams.rows else '')

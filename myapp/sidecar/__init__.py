@@ -6,6 +6,8 @@ supervises everything the container does, each part small and on its own:
   catch_up       starts a `jobs run` for each job missed while no cron container ran
   run_now        starts a `jobs run` for each Run now asked for on the Jobs page
   tasks          runs the queued tasks (myapp/task_queue), each a `tasks run` process
+  streams        runs each alert stream (myapp/streams) in a `streams listen` process,
+                 restarted with backoff, paused and resumed from the Jobs page
   health         keeps every job's overdue state, and a heartbeat, in a file that the
                  container's health check reads without starting Django (health_file)
   processes      the program's children: started, reaped (orphans too), signalled

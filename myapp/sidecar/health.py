@@ -12,6 +12,7 @@ from myapp.failures import one_line
 from myapp.jobs import alerts, notify
 from myapp.overview import report as overview
 from myapp.sidecar import health_file
+from myapp.streams import state as stream_state
 
 
 class Health:
@@ -47,6 +48,7 @@ class Health:
                 self.lines, self.verdict = overview.verdict(report)
                 self.checked_at, self.error = time.time(), ''
                 alerts.record_changes(report)
+                stream_state.record_changes(report.streams)
                 self._notify()
             except DatabaseError as error:
                 connection.close()

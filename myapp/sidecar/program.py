@@ -23,10 +23,12 @@ from myapp.sidecar.crontab_file import CrontabError, CrontabFile
 from myapp.sidecar.health import Health
 from myapp.sidecar.processes import Processes
 from myapp.sidecar.run_now import RunNow
+from myapp.sidecar.streams import Streams
 from myapp.sidecar.supercronic import Supercronic
 from myapp.sidecar.tasks import POLL_SECONDS as POLL_WITHOUT_LISTENING
 from myapp.sidecar.tasks import TaskWorker
 from myapp.sidecar.wakeup import Listener
+from myapp.streams.declaration import DeclarationError
 
 # The longest sleep, whatever the parts say; the parts' polls with notifications heard
 # (a safety net: a notification lost with its connection), and how often to listen again.
@@ -57,6 +59,10 @@ class Program:
         else:
             self.crontab, self.makers = None, {}
         self.makers['tasks'] = lambda: TaskWorker(self.processes, Say('tasks'))
+        # One supervisor of the streams for the program's life: started afresh after a failure,
+        # it would not know the streams' processes that run on.
+        self.streams = Streams(self.processes, say)
+        self.makers['streams'] = lambda: self.streams
         self.makers['health'] = lambda: Health(settings.CRON_HEALTH_FILE, self.crontab, self.processes)
         self.parts = {name: make() for name, make in self.makers.items()}
         self.broken = {}            # part name: when to start it afresh
@@ -71,9 +77,10 @@ class Program:
         wakeup = self._catch_signals()
         self.processes.become_subreaper()
         try:
+            self.streams.load_first()
             if self.crontab:
                 self.crontab.load_first()
-        except CrontabError as error:
+        except (CrontabError, DeclarationError) as error:
             self.say.err(f'cron: {error}')
             return 1
         except DatabaseError as error:

@@ -27,6 +27,7 @@ from myapp.jobs.options import add_run_arguments, check_command, spec_from_optio
 from myapp.logs import Say
 from myapp.overview import report as overview
 from myapp.sidecar.program import Program
+from myapp.streams import state as stream_state
 from myapp.task_queue import queue, results, sentry
 from myapp.timing import format_local, parse_duration
 
@@ -100,6 +101,7 @@ class Command(BaseCommand):
         if report.load is None:
             raise CommandError('no crontab has been recorded: the cron container has not started yet', returncode=1)
         alerts.record_changes(report)
+        stream_state.record_changes(report.streams)
         notify.send_due(Say('jobs'))  # a channel down is a line here, never this check's failure
         lines, verdict = overview.verdict(report)
         for state in report.paused:

@@ -13,6 +13,7 @@ SECURITY_PROTOCOLS = ('PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL')
 SASL_MECHANISMS = ('PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512')
 DEFAULT_HANDLER_TIMEOUT = 300.0
 EARLIEST, LATEST = 'earliest', 'latest'
+SESSION_TIMEOUT_MS = 10000
 
 
 class KafkaStream(AlertStream):
@@ -89,6 +90,9 @@ def consumer_settings(stream):
             config.update({'sasl.mechanisms': str(options.get('SASL_MECHANISM', 'SCRAM-SHA-512')).upper(),
                            'sasl.username': options['SASL_USERNAME'], 'sasl.password': options['SASL_PASSWORD']})
         config.update(options.get('CONFIG') or {})
+    # A process killed leaves its group only when the broker stops hearing it: its partitions
+    # wait that long for its replacement (librdkafka's 45 s by default), so 10 s, unless set.
+    config.setdefault('session.timeout.ms', SESSION_TIMEOUT_MS)
     config.update({'enable.auto.commit': False, 'enable.auto.offset.store': False,
                    'enable.partition.eof': False})
     return config, parse_start(options.get('START', LATEST)), handler_timeout(options)

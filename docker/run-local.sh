@@ -5,6 +5,7 @@
 set -eu
 app=$(cd "$(dirname "$0")/.." && pwd)
 export CRONTAB="${CRONTAB:-$app/crontab}"
+export STREAMS_FILE="${STREAMS_FILE:-$app/streams.toml}"
 export DATA_DIR="${DATA_DIR:-$app/data}"
 export PATH="$app/.venv/bin:$PATH"
 # A laptop's web server answers on this machine only, unless told otherwise.

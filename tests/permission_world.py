@@ -19,7 +19,7 @@ from tom_targets.models import PersistentShare, Target, TargetExtra, TargetList,
 
 from myapp.jobs import history, run_now, schedule
 from myapp.jobs.options import spec_from_words
-from myapp.models import JobRun
+from myapp.models import DeadLetter, JobRun
 
 PASSWORD = 'pw-for-tests-only'
 CRONTAB = '5 * * * * python manage.py jobs run save_data\n'
@@ -78,6 +78,9 @@ class World:
         self.task = DBTaskResult.objects.create(
             task_path='tom_dataproducts.tasks.atlas_query', args_kwargs={'args': [secret], 'kwargs': {}},
             queue_name='default', backend_name='default', priority=0, run_after=None)
+        self.letter = DeadLetter.objects.create(
+            stream='alerts', topic='gcn.notices', partition=0, offset=7, value=f'notice of {secret}'.encode(),
+            handler='myapp.streams.handlers.save_alert', error=f'KeyError: {secret}', failed_at=timezone.now())
         self.csrf_token = _get_new_csrf_string()
         self.words = {
             'private': self.private.pk, 'public': self.public.pk, 'alias': self.alias.pk, 'extra': self.extra.pk,
@@ -86,7 +89,8 @@ class World:
             'todo': self.todo.pk, 'comment': self.comment.pk, 'template': self.template.pk,
             'obsgroup': self.obsgroup.pk, 'query': self.query.pk, 'share': self.share.pk, 'group': self.group.pk,
             'stranger': self.users['no permission'].pk, 'job': 'save_data', 'request': self.job_request.pk,
-            'task': self.task.pk, 'file': self.product.data.name, 'secret': secret,
+            'task': self.task.pk, 'stream': 'alerts', 'letter': self.letter.pk, 'file': self.product.data.name,
+            'secret': secret,
             'contenttype': ContentType.objects.get_for_model(Target).pk,
         }
 

@@ -9,6 +9,8 @@ from tests.conftest import REPO
 SETTINGS = REPO / 'mytom' / 'settings.py'
 SCRIPTS = sorted((REPO / 'docker').iterdir())
 COMPOSE = REPO / 'compose.yaml'
+# The shipped alert streams read ${NAME} (or the file NAME_FILE names).
+STREAMS = REPO / 'streams.toml'
 # Where a variable can be read beyond those (a command reading its own variables).
 ELSEWHERE = sorted((REPO / 'myapp').rglob('*.py'))
 
@@ -29,6 +31,8 @@ def read_by_the_product():
     read |= {f'{name}_FILE' for name in re.findall(rf"env_or_file\('{NAME}'\)", settings)}
     for path in SCRIPTS:
         read |= names(SCRIPT_READ, path.read_text())
+    streams = names(SCRIPT_READ, STREAMS.read_text())
+    read |= streams | {f'{name}_FILE' for name in streams}
     return read | names(COMPOSE_READ, COMPOSE.read_text())
 
 

@@ -99,8 +99,10 @@ def _from_file(path, environ):
         options = table.get('options', {})
         if not isinstance(options, dict):
             raise DeclarationError(f'{where}: options must be a table')
-        yield Stream(_name(table['name'], where), table['class'], _expand(options, environ, where),
-                     _boolean(table.get('active', True), where),
+        active = _boolean(table.get('active', True), where)
+        # An inactive stream's variables need not be set.
+        yield Stream(_name(table['name'], where), table['class'],
+                     _expand(options, environ if active else None, where), active,
                      _silence(table.get('longest_silence'), where), str(path))
 
 
@@ -113,8 +115,9 @@ def _from_settings(entries, environ):
         name = options.pop('STREAM_NAME', None) or class_path.rsplit('.', 1)[-1].lower()
         silence = options.pop('LONGEST_SILENCE', None)
         where = f'ALERT_STREAMS: stream {name}'
-        yield Stream(_name(name, where), class_path, _expand(options, environ, where),
-                     bool(entry.get('ACTIVE', True)), _silence(silence, where), 'settings.ALERT_STREAMS')
+        active = bool(entry.get('ACTIVE', True))
+        yield Stream(_name(name, where), class_path, _expand(options, environ if active else None, where),
+                     active, _silence(silence, where), 'settings.ALERT_STREAMS')
 
 
 def check(stream):
@@ -182,7 +185,10 @@ def _silence(value, where):
 
 
 def _expand(value, environ, where):
-    """Strings with ${NAME} replaced by the variable NAME, or the content of NAME_FILE."""
+    """Strings with ${NAME} replaced by the variable NAME, or the content of NAME_FILE (as
+    they are when environ is None)."""
+    if environ is None:
+        return value
     if isinstance(value, dict):
         return {key: _expand(item, environ, where) for key, item in value.items()}
     if isinstance(value, list):

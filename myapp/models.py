@@ -259,10 +259,15 @@ class BackupSnapshot(models.Model):
 
 
 class StreamState(models.Model):
-    """One alert stream of the TOM's declaration (streams.toml, ALERT_STREAMS), as its
-    processes on every cron replica report it: for the Jobs page, /metrics and the checks."""
+    """One alert stream of the TOM's declaration (streams.toml, ALERT_STREAMS), as the cron
+    program that runs it recorded it and its processes on every replica report it: for the
+    Jobs page, /metrics and the checks, which read no file."""
 
     name = models.CharField(max_length=200, unique=True)
+    declared = models.BooleanField(default=True, help_text='active in the declaration the cron program runs')
+    class_path = models.CharField(max_length=300, blank=True)
+    topics = models.JSONField(default=list, blank=True)
+    longest_silence = models.FloatField(null=True, blank=True, help_text='seconds; empty: silence is no problem')
     first_started_at = models.DateTimeField(help_text='when a process of it first ran: where "latest" starts')
     connected_at = models.DateTimeField(null=True, blank=True, help_text='when a process of it last connected')
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text='a connected process was last heard then')

@@ -30,7 +30,6 @@ from myapp.models import JobRequest, JobRun
 from myapp.overview.board import board
 from myapp.overview.metrics import exposition
 from myapp.storage import local_path
-from myapp.streams import declaration as stream_declaration
 from myapp.streams import state as stream_state
 from myapp.task_queue import queue
 from myapp.task_queue.board import task_board
@@ -88,7 +87,7 @@ class JobListView(LoginRequiredMixin, TemplateView):
         for row in streams.rows:
             item = row.as_dict(streams.now)
             item['connected_since_time'] = row.connected_since(streams.now)
-            item['last_message_time'] = row.state.last_message_at if row.state else None
+            item['last_message_time'] = row.state.last_message_at
             items.append(item)
         return {**super().get_context_data(**kwargs), 'board': board(), 'tasks': task_board(),
                 'may_retry': self.request.user.is_staff, 'streams': streams, 'stream_items': items,
@@ -247,7 +246,7 @@ class DownloadNowView(APIView):
 
 def _streams_answer():
     streams = stream_state.report()
-    return {'error': streams.error or None, 'streams': [row.as_dict(streams.now) for row in streams.rows]}
+    return [row.as_dict(streams.now) for row in streams.rows]
 
 
 class StreamPauseView(APIView):
@@ -258,10 +257,8 @@ class StreamPauseView(APIView):
     resume = False
 
     def post(self, request, name):
-        try:
-            stream_declaration.find(name)
-        except stream_declaration.DeclarationError:
-            raise Http404('No such stream is declared')
+        if not stream_state.declared(name):
+            raise Http404('No such stream runs')
         if self.resume:
             if not stream_state.resume(name):
                 return Response({'error': f'{name} is not paused'}, status=409)

@@ -35,11 +35,13 @@ def broker_jars():
 
 
 class KafkaBroker:
-    def __init__(self, directory, partitions=2):
+    def __init__(self, directory, partitions=2, listen='127.0.0.1', advertise='127.0.0.1'):
+        """listen, advertise: the address clients connect to and the one the broker gives them
+        (another than 127.0.0.1 for containers: the Docker network's gateway)."""
         self.directory = Path(directory)
         self.lib = broker_jars()
         self.port, self.controller_port = free_port(), free_port()
-        self.bootstrap = f'127.0.0.1:{self.port}'
+        self.bootstrap = f'{advertise}:{self.port}'
         self.process = None
         self.partitions = partitions
         self.config = self.directory / 'server.properties'
@@ -47,8 +49,8 @@ class KafkaBroker:
             'process.roles=broker,controller',
             'node.id=1',
             f'controller.quorum.voters=1@127.0.0.1:{self.controller_port}',
-            f'listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}',
-            f'advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}',
+            f'listeners=PLAINTEXT://{listen}:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}',
+            f'advertised.listeners=PLAINTEXT://{advertise}:{self.port}',
             'controller.listener.names=CONTROLLER',
             'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
             'inter.broker.listener.name=PLAINTEXT',

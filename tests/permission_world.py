@@ -19,7 +19,7 @@ from tom_targets.models import PersistentShare, Target, TargetExtra, TargetList,
 
 from myapp.jobs import history, run_now, schedule
 from myapp.jobs.options import spec_from_words
-from myapp.models import DeadLetter, JobRun
+from myapp.models import DeadLetter, JobRun, StreamState
 
 PASSWORD = 'pw-for-tests-only'
 CRONTAB = '5 * * * * python manage.py jobs run save_data\n'
@@ -78,6 +78,9 @@ class World:
         self.task = DBTaskResult.objects.create(
             task_path='tom_dataproducts.tasks.atlas_query', args_kwargs={'args': [secret], 'kwargs': {}},
             queue_name='default', backend_name='default', priority=0, run_after=None)
+        StreamState.objects.create(name='alerts', first_started_at=timezone.now(), topics=['gcn.notices'],
+                                   class_path='myapp.streams.kafka.KafkaStream',
+                                   last_error=f'gcn.notices[0]@7: KeyError: {secret}')
         self.letter = DeadLetter.objects.create(
             stream='alerts', topic='gcn.notices', partition=0, offset=7, value=f'notice of {secret}'.encode(),
             handler='myapp.streams.handlers.save_alert', error=f'KeyError: {secret}', failed_at=timezone.now())

@@ -9,6 +9,3 @@ from mytom.settings import *  # noqa: E402,F403
 
 # Logins in tests need not cost what they cost an attacker: the slowest hasher is for production.
 PASSWORD_HASHERS = ['django.contrib.auth.hashers.MD5PasswordHasher']
-
-# One alert stream declared for the pages and rules (never connected: tests/streams.toml).
-STREAMS_FILE = os.path.join(os.path.dirname(__file__), 'streams.toml')

@@ -490,6 +490,66 @@ def test_health_says_the_database_is_down_and_nothing_more(stack):
     assert 'health: the database cannot be reached: ' in stack.logs('web')
 
 
+def test_alert_streams_in_two_cron_containers_lose_no_alert(stack, tmp_path):
+    """A real Kafka broker on this machine, reached by the cron containers through the stack
+    network's gateway; alerts produced while a stream's process is killed, the broker restarts
+    and the cron container is scaled up and down: each stored once, or a dead letter once."""
+    from tests.kafka_broker import KafkaBroker
+
+    network = f'{stack.env["COMPOSE_PROJECT_NAME"]}_default'
+    gateway = subprocess.run(['docker', 'network', 'inspect', network, '-f', '{{(index .IPAM.Config 0).Gateway}}'],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    broker = KafkaBroker(tmp_path, listen='0.0.0.0', advertise=gateway).start()
+    declared = (stack.directory / 'streams.toml').read_text()
+    try:
+        broker.create_topic('e2e.alerts')
+        save_as_editors_do(stack.directory / 'streams.toml', declared + f"""
+[[stream]]
+name = "e2e"
+class = "myapp.streams.kafka.KafkaStream"
+[stream.options]
+BOOTSTRAP_SERVERS = "{broker.bootstrap}"
+START = "earliest"
+[stream.options.TOPIC_HANDLERS]
+"e2e.alerts" = "tests.stream_handlers.store_or_fail"
+""")
+        stack.logs_once('cron', 'stream e2e: reading', 90)
+        stack.compose('up', '-d', '--no-recreate', '--scale', 'cron=2', 'cron', timeout=300)
+        produced = [f'alert {n}' for n in range(2000)]
+        for n in range(0, 2000, 400):
+            produced[n] = f'bad {n}'
+        broker.produce('e2e.alerts', produced[:500])
+        # A stream's process killed (as the kernel's OOM killer would), in the first container.
+        stack.compose('exec', '-T', '--index', '1', 'cron', 'python3', '-c',
+                      'import os; [os.kill(int(p), 9) for p in os.listdir("/proc") if p.isdigit() and '
+                      'b"streams\\x00listen\\x00e2e" in open(f"/proc/{p}/cmdline", "rb").read()]')
+        broker.produce('e2e.alerts', produced[500:1000])
+        broker.restart()
+        broker.produce('e2e.alerts', produced[1000:1500])
+        stack.compose('up', '-d', '--no-recreate', '--scale', 'cron=1', 'cron', timeout=300)
+        broker.produce('e2e.alerts', produced[1500:])
+        count = ('from myapp.models import StreamAlert, DeadLetter; print(StreamAlert.objects.filter(stream="e2e")'
+                 '.count() + DeadLetter.objects.filter(stream="e2e").count())')
+        wait_for('2000 alerts handled', lambda: int(stack.query(count)) >= 2000, 240, every=3)
+        time.sleep(5)  # nothing handled twice arrives late
+        found = json.loads(stack.query(
+            'import json; from myapp.models import StreamAlert, DeadLetter; '
+            'values = lambda model: [bytes(v).decode() for v in model.objects.filter(stream="e2e")'
+            '.values_list("value", flat=True)]; print(json.dumps([values(StreamAlert), values(DeadLetter)]))'))
+        stored, dead = found
+        assert sorted(stored) == sorted(value for value in produced if not value.startswith('bad'))
+        assert sorted(dead) == sorted(value for value in produced if value.startswith('bad'))
+        logs = stack.logs('cron')
+        assert 'cron: stream e2e ended (killed by SIGKILL' in logs
+        answer = stack.login().get(stack.url + '/api/jobs/', timeout=10).json()['streams']
+        e2e = next(item for item in answer if item['name'] == 'e2e')
+        assert e2e['status'] == 'ok' and e2e['restarts'] >= 1 and e2e['dead_letters'] == 5
+    finally:
+        save_as_editors_do(stack.directory / 'streams.toml', declared)
+        stack.compose('up', '-d', '--no-recreate', '--scale', 'cron=1', 'cron', timeout=300, check=False)
+        broker.stop()
+
+
 def test_compose_down_stops_everything_within_the_grace_period(stack):
     stack.save_crontab((REPO / 'crontab').read_text())
     started = time.monotonic()

@@ -73,7 +73,7 @@ def test_jobs_check_names_the_overdue_job_and_says_ok_otherwise():
     ran(JobRun.Outcome.SUCCEEDED, T + 5 * S)
 
     lines, verdict = overview.verdict(overview.report(now=T + timedelta(minutes=30), check_commands=False))
-    assert (lines, verdict) == ([], 'ok: 1 job(s) on time, 1 stream(s) ok')
+    assert (lines, verdict) == ([], 'ok: 1 job(s) on time')
     lines, verdict = overview.verdict(overview.report(now=T + timedelta(hours=2), check_commands=False))
     assert lines[0].startswith('OVERDUE hourly (0 * * * *): last success ')
     assert verdict == '1 job(s) overdue, 0 crontab problem(s)'

@@ -190,6 +190,21 @@ def test_job_pods_know_their_cronjob_and_job_and_web_replicas_spread_over_nodes(
 
 
 @pytest.mark.kubernetes
+def test_the_worker_runs_the_streams_declared_and_every_pod_reads_the_same_declaration(tools):
+    rendered = subprocess.run([f'{tools}/helm', 'template', 'tom', str(CHART), *VALUES,
+                               '--set-file', f'streams.declaration={REPO / "streams.toml"}'],
+                              capture_output=True, text=True, check=True).stdout
+    docs = {(doc['kind'], doc['metadata']['name']): doc for doc in yaml.safe_load_all(rendered) if doc}
+    assert docs['ConfigMap', 'tom-mytom-streams']['data']['streams.toml'] == (REPO / 'streams.toml').read_text()
+    assert docs['ConfigMap', 'tom-mytom-config']['data']['STREAMS_FILE'] == '/etc/tom/streams/streams.toml'
+    worker = docs['Deployment', 'tom-mytom-worker']['spec']['template']['spec']
+    assert {'name': 'streams', 'configMap': {'name': 'tom-mytom-streams'}} in worker['volumes']
+    mounts = {mount['name']: mount for mount in worker['containers'][0]['volumeMounts']}
+    assert mounts['streams'] == {'name': 'streams', 'mountPath': '/etc/tom/streams', 'readOnly': True}
+    assert worker['containers'][0]['args'] == ['python3', 'manage.py', 'tasks', 'work']
+
+
+@pytest.mark.kubernetes
 def test_every_manifest_is_accepted_by_the_api_server_and_a_broken_one_is_not(cluster):
     rendered = cluster.helm('template', 'dry', str(CHART), *VALUES, '--set', 'ingress.enabled=true').stdout
     kinds = sorted({doc['kind'] for doc in yaml.safe_load_all(rendered) if doc})

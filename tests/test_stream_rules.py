@@ -162,7 +162,7 @@ def rows_at(now):
 
 def test_down_silent_and_paused_by_the_clock(db, settings):
     now = timezone.now()
-    StreamState.objects.create(name='alerts', first_started_at=now - timedelta(hours=5),
+    StreamState.objects.create(name='alerts', first_started_at=now - timedelta(hours=5), longest_silence=3600,
                                connected_at=now - timedelta(hours=3), heartbeat_at=now - timedelta(seconds=10),
                                last_message_at=now - timedelta(minutes=30))
     assert rows_at(now)['alerts'].status(now) == state.OK
@@ -222,9 +222,9 @@ def test_the_jobs_page_shows_the_streams_and_staff_alone_their_errors(visitors):
         assert '<td class="small">42</td>' in page  # per hour
         assert ('SN 2026secret' in page) is sees_errors
         assert (f'dead-letter-{letter.pk}' in page) is sees_errors
-    answer = logged_in(user).get('/api/jobs/').json()['streams']['streams'][0]
+    answer = logged_in(user).get('/api/jobs/').json()['streams'][0]
     assert answer['status'] == 'ok' and answer['restarts'] == 3 and 'last_error' not in answer
-    assert logged_in(staff).get('/api/jobs/').json()['streams']['streams'][0]['last_error'].endswith('2026secret')
+    assert logged_in(staff).get('/api/jobs/').json()['streams'][0]['last_error'].endswith('2026secret')
 
 
 def test_only_staff_retry_or_pause_and_a_refusal_changes_nothing(visitors, settings, tmp_path):
@@ -264,3 +264,16 @@ def test_the_shipped_declaration_checks(settings, tmp_path):
     variables = {'GCN_CLIENT_ID': 'id', 'GCN_CLIENT_SECRET': 'secret', 'ALERTS_KAFKA_SERVERS': 'kafka:9092'}
     streams = load(tmp_path, shipped.replace('active = false', 'active = true'), variables)
     assert [stream.options.get('BOOTSTRAP_SERVERS') for stream in streams] == [None, 'kafka:9092']
+
+
+def test_the_pages_show_the_declaration_the_cron_program_recorded(db, tmp_path):
+    """Web pods have no copy of streams.toml: they read what the cron program recorded."""
+    [stream] = load(tmp_path, GOOD)
+    state.record_declared([stream])
+    recorded = StreamState.objects.get(name='gcn')
+    assert (recorded.declared, recorded.topics, recorded.longest_silence) == (True, ['gcn.notices'], 7200.0)
+    assert [row.name for row in state.report().rows] == ['gcn']
+    StreamState.objects.filter(name='gcn').update(messages=9)
+    state.record_declared([])  # removed from the file: gone from the page, its counts kept
+    assert state.report().rows == [] and StreamState.objects.get(name='gcn').messages == 9
+    assert not state.pause('gcn', 'pi')

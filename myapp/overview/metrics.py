@@ -87,7 +87,6 @@ class StreamCollector:
 
     def collect(self):
         streams = stream_state.report()
-        counts = stream_state.counts_by_stream()
         messages = CounterMetricFamily(f'{STREAM_PREFIX}_messages', 'Messages handled (stored or dead-lettered)',
                                        labels=['stream'])
         dead = CounterMetricFamily(f'{STREAM_PREFIX}_dead_letters',
@@ -101,11 +100,10 @@ class StreamCollector:
         waiting = GaugeMetricFamily(f'{STREAM_PREFIX}_dead_letters_waiting', 'Dead letters not yet stored by a retry',
                                     labels=['stream'])
         for row in streams.rows:
-            handled, letters, restarted = counts.get(row.name, (0, 0, 0))
-            messages.add_metric([row.name], handled)
-            dead.add_metric([row.name], letters)
-            restarts.add_metric([row.name], restarted)
-            if row.state and row.state.last_message_at:
+            messages.add_metric([row.name], row.state.messages)
+            dead.add_metric([row.name], row.state.dead_letters)
+            restarts.add_metric([row.name], row.state.restarts)
+            if row.state.last_message_at:
                 last.add_metric([row.name], row.state.last_message_at.timestamp())
             up.add_metric([row.name], 0 if row.status(streams.now) == stream_state.DOWN else 1)
             waiting.add_metric([row.name], row.waiting_letters)

@@ -23,6 +23,7 @@ from django.utils import timezone
 from myapp.failures import one_line
 from myapp.models import StreamState
 from myapp.streams import declaration
+from myapp.streams import state as stream_state
 from myapp.supervision import liveness
 from myapp.supervision.bounded import KILL_GRACE
 
@@ -81,6 +82,7 @@ class Streams:
         self.delay = {}         # name: the next restart's delay
         self.paused = set()
         self.signature = 'not read yet'
+        self.recorded = False   # the running declaration is in the database (the pages read it there)
         self.next_poll = self.next_beat = 0.0
         self.stopping = False
         self.tag_lines = settings.LOG_FORMAT != 'json'
@@ -112,6 +114,9 @@ class Streams:
                 child.kill_at = float('inf')
         if self.stopping:
             return
+        if not self.recorded:
+            stream_state.record_declared(list(self.streams.values()))
+            self.recorded = True
         if now >= self.next_poll:
             self.next_poll = now + POLL
             self._reload()
@@ -196,6 +201,7 @@ class Streams:
             if name not in new or new[name] != child.stream:
                 self._terminate(child, 'changed' if name in new else 'no longer declared')
         self.streams = new
+        self.recorded = False
         for name in list(self.start_at):
             if name not in new:
                 del self.start_at[name]

@@ -4,7 +4,8 @@ check`, the cron container's health and the notifications.
 A stream is down when no process of it has been connected for STREAMS_DOWN_AFTER (crashed,
 refused by the broker, or no cron container running it); silent when it has handled no
 message for longer than its longest_silence (a heartbeat topic keeps a quiet stream from being
-silent). A paused stream is neither."""
+silent). A paused stream is neither. All of it is read from the database: the cron program
+records the declaration it runs (record_declared), so the web pods need no copy of the file."""
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -16,7 +17,6 @@ from django.utils import timezone
 
 from myapp.failures import one_line
 from myapp.models import DeadLetter, JobAlert, StreamHour, StreamState
-from myapp.streams import declaration
 from myapp.timing import format_duration, format_local
 
 OK, DOWN, SILENT, PAUSED = 'ok', 'down', 'silent', 'paused'
@@ -26,14 +26,13 @@ RETRY_TIMEOUT = 120.0     # seconds a retry's handler may run (in the web reques
 
 @dataclass
 class StreamRow:
-    stream: object              # declaration.Stream
-    state: object               # StreamState, or None before any process of it ran
+    state: object               # StreamState, as the cron program recorded it and its processes report
     per_hour: int
     waiting_letters: int        # dead letters not yet stored by a retry
 
     @property
     def name(self):
-        return self.stream.name
+        return self.state.name
 
     def last_up(self):
         state = self.state
@@ -41,13 +40,11 @@ class StreamRow:
 
     def status(self, now):
         state = self.state
-        if state is None:
-            return OK  # not started yet: the cron program starts it within seconds
         if state.paused_at:
             return PAUSED
         if now - self.last_up() > timedelta(seconds=settings.STREAMS_DOWN_AFTER):
             return DOWN
-        if self.stream.longest_silence and now - self.last_heard() > timedelta(seconds=self.stream.longest_silence):
+        if state.longest_silence and now - self.last_heard() > timedelta(seconds=state.longest_silence):
             return SILENT
         return OK
 
@@ -56,10 +53,9 @@ class StreamRow:
         return max(filter(None, [state.last_message_at, state.connected_at, state.first_started_at]))
 
     def connected_since(self, now):
-        state = self.state
-        if state is None or state.heartbeat_at is None or self.status(now) in (DOWN, PAUSED):
+        if self.state.heartbeat_at is None or self.status(now) in (DOWN, PAUSED):
             return None
-        return state.connected_at
+        return self.state.connected_at
 
     def problem(self, now):
         """A line for `jobs check`, or ''."""
@@ -74,55 +70,60 @@ class StreamRow:
             heard = self.last_heard()
             return (f'SILENT stream {self.name}: no message since {format_local(heard)} '
                     f'({format_duration((now - heard).total_seconds())}; longest_silence '
-                    f'{format_duration(self.stream.longest_silence)})')
+                    f'{format_duration(self.state.longest_silence)})')
         return ''
 
     def as_dict(self, now):
         state = self.state
         since = self.connected_since(now)
         return {
-            'name': self.name, 'class': self.stream.class_path, 'status': self.status(now),
-            'topics': sorted(self.stream.handlers),
+            'name': self.name, 'class': state.class_path, 'status': self.status(now), 'topics': state.topics,
             'connected_since': since.isoformat() if since else None,
-            'last_message_at': state.last_message_at.isoformat() if state and state.last_message_at else None,
-            'messages_per_hour': self.per_hour,
-            'messages': state.messages if state else 0, 'restarts': state.restarts if state else 0,
-            'dead_letters': state.dead_letters if state else 0, 'dead_letters_waiting': self.waiting_letters,
-            'last_error': state.last_error if state else '',
-            'paused': describe_pause(state) if state and state.paused_at else None,
-            'longest_silence': self.stream.longest_silence,
+            'last_message_at': state.last_message_at.isoformat() if state.last_message_at else None,
+            'messages_per_hour': self.per_hour, 'messages': state.messages, 'restarts': state.restarts,
+            'dead_letters': state.dead_letters, 'dead_letters_waiting': self.waiting_letters,
+            'last_error': state.last_error, 'paused': describe_pause(state) if state.paused_at else None,
+            'longest_silence': state.longest_silence,
         }
 
 
 @dataclass
 class StreamsReport:
     rows: list
-    error: str                  # why the declaration could not be read, or ''
     now: object
 
     @property
     def problems(self):
-        lines = [row.problem(self.now) for row in self.rows]
-        if self.error:
-            lines.append(f'PROBLEM streams: {self.error}')
-        return [line for line in lines if line]
+        return [line for line in (row.problem(self.now) for row in self.rows) if line]
 
 
 def report(now=None):
-    """Every active stream declared, with what its processes reported."""
+    """Every stream of the declaration the cron program runs (as it recorded it: no file is
+    read here), with what its processes reported."""
     now = now or timezone.now()
-    try:
-        streams = declaration.active()
-    except declaration.DeclarationError as error:
-        return StreamsReport([], str(error), now)
-    names = [stream.name for stream in streams]
-    states = {state.name: state for state in StreamState.objects.filter(name__in=names)}
+    states = list(StreamState.objects.filter(declared=True).order_by('name'))
+    names = [state.name for state in states]
     per_hour = _per_hour(names, now)
     waiting = dict(DeadLetter.objects.filter(stream__in=names, resolved_at=None).values_list('stream').annotate(
         n=Count('id')).values_list('stream', 'n'))
-    rows = [StreamRow(stream, states.get(stream.name), per_hour.get(stream.name, 0), waiting.get(stream.name, 0))
-            for stream in streams]
-    return StreamsReport(rows, '', now)
+    return StreamsReport([StreamRow(state, per_hour.get(state.name, 0), waiting.get(state.name, 0))
+                          for state in states], now)
+
+
+def record_declared(streams):
+    """Records the active streams of the declaration a cron program runs (one that is no
+    longer in it is kept, marked undeclared, with its counters)."""
+    now = timezone.now()
+    for stream in streams:
+        described = {'declared': True, 'class_path': stream.class_path, 'topics': sorted(stream.handlers),
+                     'longest_silence': stream.longest_silence}
+        StreamState.objects.update_or_create(name=stream.name, defaults=described,
+                                             create_defaults={**described, 'first_started_at': now})
+    StreamState.objects.exclude(name__in=[stream.name for stream in streams]).update(declared=False)
+
+
+def declared(name):
+    return StreamState.objects.filter(name=name, declared=True).exists()
 
 
 def _per_hour(names, now):
@@ -189,9 +190,9 @@ def describe_pause(state):
 
 def pause(name, by, reason=''):
     """Pauses the stream name: every replica stops its process within seconds; nothing is
-    lost, it goes on from its stored offsets once resumed."""
-    StreamState.objects.get_or_create(name=name, defaults={'first_started_at': timezone.now()})
-    StreamState.objects.filter(name=name).update(paused_by=by, paused_at=timezone.now(), pause_reason=reason)
+    lost, it goes on from its stored offsets once resumed. False when no such stream runs."""
+    return bool(StreamState.objects.filter(name=name, declared=True).update(
+        paused_by=by, paused_at=timezone.now(), pause_reason=reason))
 
 
 def resume(name):
@@ -205,9 +206,9 @@ class RetryRefused(Exception):
 
 
 def retry(letter_id, by):
-    """Hands a dead letter to its topic's handler again (the declared one, else the one that
-    failed). Stored: the letter is marked resolved, in the same transaction. Failing again:
-    its error and attempts are updated. Returns the error line, or '' once stored."""
+    """Hands a dead letter to the handler that failed on it again. Stored: the letter is
+    marked resolved, in the same transaction. Failing again: its error and attempts are
+    updated. Returns the error line, or '' once stored."""
     from django.utils.module_loading import import_string
 
     from myapp.streams.handlers import set_current_stream
@@ -220,18 +221,10 @@ def retry(letter_id, by):
             raise RetryRefused(f'no dead letter {letter_id}')
         if letter.resolved_at:
             raise RetryRefused(f'dead letter {letter_id} was stored already, by {letter.resolved_by}')
-        handler = None
         try:
-            stream = declaration.find(letter.stream)
-            if letter.topic in stream.handlers:
-                handler = declaration.handler_function(stream, letter.topic, stream.handlers[letter.topic])
-        except declaration.DeclarationError:
-            pass
-        if handler is None:
-            try:
-                handler = import_string(letter.handler)
-            except ImportError as error:
-                raise RetryRefused(f'the handler {letter.handler!r} does not import: {one_line(error)}')
+            handler = import_string(letter.handler)
+        except ImportError as error:
+            raise RetryRefused(f'the handler {letter.handler!r} does not import: {one_line(error)}')
         set_current_stream(letter.stream)
         error = _handle(handler, KeptMessage.of(letter), RETRY_TIMEOUT)
         if error is None:
@@ -246,7 +239,3 @@ def retry(letter_id, by):
 def waiting_letters(limit=50):
     return DeadLetter.objects.filter(resolved_at=None).order_by('-failed_at')[:limit]
 
-
-def counts_by_stream():
-    """{stream: (messages, dead letters, restarts)} since each stream first ran."""
-    return {state.name: (state.messages, state.dead_letters, state.restarts) for state in StreamState.objects.all()}

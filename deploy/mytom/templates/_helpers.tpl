@@ -50,6 +50,11 @@ volumeMounts:
     mountPath: /home/tom
   - name: data
     mountPath: /data
+  # The alert streams' declaration, which the worker runs: the folder, not the file, as the
+  # kubelet replaces a ConfigMap's files by renaming (the worker sees it and loads the edit).
+  - name: streams
+    mountPath: /etc/tom/streams
+    readOnly: true
 {{- end -}}
 
 {{- define "mytom.pod" -}}
@@ -78,6 +83,9 @@ volumes:
     emptyDir: {}
   - name: home
     emptyDir: {}
+  - name: streams
+    configMap:
+      name: {{ include "mytom.fullname" . }}-streams
   - name: data
     {{- if .Values.data.existingClaim }}
     persistentVolumeClaim:

@@ -51,12 +51,10 @@ class Command(BaseCommand):
 
     def handle_list(self, options):
         found = state.report()
-        if found.error:
-            raise CommandError(found.error)
         for row in found.rows:
             item = row.as_dict(found.now)
             since = format_local(row.connected_since(found.now)) if row.connected_since(found.now) else '-'
-            last = format_local(row.state.last_message_at) if row.state and row.state.last_message_at else 'never'
+            last = format_local(row.state.last_message_at) if row.state.last_message_at else 'never'
             self.stdout.write(f'{row.name}: {item["status"]}; connected since {since}; last message {last}; '
                               f'{item["messages_per_hour"]} per hour; {item["restarts"]} restart(s); '
                               f'{item["dead_letters_waiting"]} dead letter(s) waiting')
@@ -86,12 +84,11 @@ class Command(BaseCommand):
             raise SystemExit(status)
 
     def handle_pause(self, options):
-        declaration.find(options['name'])
-        state.pause(options['name'], getpass.getuser(), options['reason'])
+        if not state.pause(options['name'], getpass.getuser(), options['reason']):
+            raise CommandError(f'no stream {options["name"]!r} runs (see `streams list`)')
         self.stdout.write(f'streams: {options["name"]} paused; every replica stops it within seconds')
 
     def handle_resume(self, options):
-        declaration.find(options['name'])
         if not state.resume(options['name']):
             raise CommandError(f'{options["name"]} is not paused')
         self.stdout.write(f'streams: {options["name"]} resumed')

@@ -65,7 +65,11 @@ class Listener:
             self.consumer.subscribe(list(self.handlers), on_assign=self._assigned, on_revoke=self._revoked)
             while not self.stopping:
                 self._beat()
-                messages = self.consumer.consume(num_messages=BATCH, timeout=POLL)
+                # Waits for the first message only, then takes what has arrived with it: a
+                # batch under load, no wait for a full one when alerts come one by one.
+                messages = self.consumer.consume(num_messages=1, timeout=POLL)
+                if messages:
+                    messages += self.consumer.consume(num_messages=BATCH - 1, timeout=0)
                 good = [message for message in messages if self._good(message)]
                 if good:
                     self._store(good)

@@ -22,10 +22,11 @@ def set_current_stream(name):
 def save_alert(message):
     """Stores the message whole as a StreamAlert: its topic, partition, offset, key, value,
     headers and Kafka timestamp."""
-    StreamAlert.objects.get_or_create(
+    # One INSERT, which a second copy of the message (its stream, topic, partition, offset) leaves alone.
+    StreamAlert.objects.bulk_create([StreamAlert(
         stream=current_stream(), topic=message.topic(), partition=message.partition(), offset=message.offset(),
-        defaults={'key': message.key(), 'value': message.value(), 'headers': headers_kept(message),
-                  'produced_at': produced_at(message), 'stored_at': timezone.now()})
+        key=message.key(), value=message.value(), headers=headers_kept(message), produced_at=produced_at(message),
+        stored_at=timezone.now())], ignore_conflicts=True)
 
 
 def heartbeat(message):

@@ -4,7 +4,11 @@ timeout) leaves nothing of its own behind and its message is kept as a dead lett
 partitions' offsets, the counters and the messages per hour are written in the same
 transaction. A message at or below its partition's stored offset was handled already (Kafka
 delivers again what was not committed, and, during a rebalance, a message to two replicas):
-it is skipped. So every message is stored, or dead-lettered, exactly once."""
+it is skipped. So every message is stored, or dead-lettered, exactly once.
+
+The batch's handlers first run in one savepoint; only when one fails are they run again each
+in a savepoint of its own (a handler may thus run twice for one message, as it may when Kafka
+delivers a message again: what it stores in the database is kept once)."""
 import signal
 import traceback
 from contextlib import contextmanager
@@ -50,28 +54,50 @@ def handle_batch(stream_name, messages, handlers, timeout):
             StreamOffset.objects.get_or_create(stream=stream_name, topic=topic, partition=partition)
         for row in StreamOffset.objects.select_for_update().filter(stream=stream_name, topic__in={t for t, _ in keys}):
             offsets[(row.topic, row.partition)] = row
-        changed = set()
+        fresh = []
         for message in messages:
             row = offsets[(message.topic(), message.partition())]
             if row.offset is not None and message.offset() <= row.offset:
                 handled.skipped += 1
-                continue
-            handler = handlers.get(message.topic())
-            error = _handle(handler, message, timeout) if handler else 'no handler is declared for this topic'
-            if error:
-                error_line, trace = error if isinstance(error, tuple) else (error, '')
-                keep_dead_letter(stream_name, message, _path(handler), error_line, trace, now)
-                handled.dead += 1
-                handled.last_error = f'{message.topic()}[{message.partition()}]@{message.offset()}: {error_line}'
             else:
-                handled.stored += 1
-            row.offset, row.handled_at = message.offset(), now
-            changed.add(row)
+                fresh.append(message)
+                row.offset, row.handled_at = max(row.offset if row.offset is not None else -1, message.offset()), now
+        if fresh and not _all_in_one(fresh, handlers, timeout):
+            for message in fresh:  # one of them failed: each in a savepoint of its own
+                handler = handlers.get(message.topic())
+                error = _handle(handler, message, timeout) if handler else 'no handler is declared for this topic'
+                if error:
+                    error_line, trace = error if isinstance(error, tuple) else (error, '')
+                    keep_dead_letter(stream_name, message, _path(handler), error_line, trace, now)
+                    handled.dead += 1
+                    handled.last_error = f'{message.topic()}[{message.partition()}]@{message.offset()}: {error_line}'
+        handled.stored = len(fresh) - handled.dead
+        changed = {offsets[(message.topic(), message.partition())] for message in fresh}
         for row in changed:
             row.save(update_fields=['offset', 'handled_at'])
         if handled.messages:
             count(stream_name, handled, now)
     return handled
+
+
+def _all_in_one(messages, handlers, timeout):
+    """Every message handled in one savepoint (the common case: a savepoint per message costs
+    a round trip each); False, with nothing of theirs kept, as soon as one fails."""
+    try:
+        with transaction.atomic():
+            for message in messages:
+                handler = handlers.get(message.topic())
+                if handler is None:
+                    raise _Failed()
+                with _alarm(timeout):
+                    handler(message)
+    except (Exception, SystemExit, HandlerTimeout):
+        return False
+    return True
+
+
+class _Failed(Exception):
+    pass
 
 
 def _handle(handler, message, timeout):

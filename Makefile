@@ -8,7 +8,7 @@ SUPERCRONIC_VERSION := v0.2.48
 # The image's restic is Debian trixie's, 0.18.0: the tests use the same release.
 RESTIC_VERSION := v0.18.0
 
-.PHONY: venv assets lint check test run serve kubernetes
+.PHONY: venv assets lint check test run serve kubernetes kafka
 
 venv: $(VENV)/.synced
 
@@ -36,6 +36,11 @@ kubernetes:
 	tests/k8s/build.sh >/dev/null
 	tests/k8s/node-parts.sh >/dev/null
 
+# The alert streams' tests' Kafka broker: Apache Kafka 4.4's jars from Maven (Debian's `mvn`),
+# into the user's cache folder (about 20 s once); it runs on Java 17.
+kafka:
+	tests/kafka/fetch.sh >/dev/null
+
 # The browser assets the TOM serves itself (Bootstrap, Alpine.js, Aladin Lite, JS9...): package-lock.json's npm
 # packages, installed by npm from the venv's Node (a PyPI wheel) into node_modules.
 assets: node_modules/.installed
@@ -45,7 +50,7 @@ node_modules/.installed: package.json package-lock.json $(VENV)/.synced
 	@touch $@
 
 # The code that ships, linted: Python with ruff, shell scripts with shellcheck.
-SHELL_SCRIPTS := docker/*.sh .ci/run .ci/docker/*.sh tests/*.sh tests/k8s/*.sh
+SHELL_SCRIPTS := docker/*.sh .ci/run .ci/docker/*.sh tests/*.sh tests/k8s/*.sh tests/kafka/*.sh
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/shellcheck $(SHELL_SCRIPTS)
@@ -56,7 +61,7 @@ lint: venv
 # Measured: 49 s wall on 2 cores, warm (146 tests, 26 s of them the permission matrix; 23 s
 # before it). `thorough` tests (the admin's 190 URLs, logged-in visitors under LOCKED) are left
 # to make test.
-QUICK := not docker and not browser and not postgres and not kubernetes and not backups and not processes and not thorough
+QUICK := not docker and not browser and not postgres and not kubernetes and not kafka and not backups and not processes and not thorough
 check: lint assets $(VENV)/bin/supercronic
 	$(VENV)/bin/pytest -n 2 -m "$(QUICK)" $(PYTEST_ARGS)
 
@@ -67,8 +72,9 @@ check: lint assets $(VENV)/bin/supercronic
 POSTGRES_TESTS := tests/test_save_data.py tests/test_save_data_sync.py tests/test_object_storage.py tests/test_jobs_run.py tests/test_jobs_check.py tests/test_metrics.py \
 	tests/test_run_now.py tests/test_tasks.py tests/test_pause.py tests/test_notify.py tests/test_download_now.py \
 	tests/test_backup.py tests/test_backup_lifecycle.py tests/test_job_rules.py tests/test_task_rules.py tests/test_query_counts.py \
-	tests/test_permission_matrix.py tests/test_doors.py tests/test_password_guessing.py
-test: lint assets $(VENV)/bin/supercronic $(VENV)/bin/restic kubernetes
+	tests/test_permission_matrix.py tests/test_doors.py tests/test_password_guessing.py \
+	tests/test_stream_rules.py tests/test_streams.py
+test: lint assets $(VENV)/bin/supercronic $(VENV)/bin/restic kubernetes kafka
 	$(VENV)/bin/pytest -n auto --dist loadfile --durations=15 $(PYTEST_ARGS)
 	tests/with_postgres.sh $(VENV)/bin/pytest -n auto --dist loadfile --durations=15 -m "not thorough" $(POSTGRES_TESTS) $(PYTEST_ARGS)
 

@@ -31,7 +31,8 @@ def read_by_the_product():
     read |= {f'{name}_FILE' for name in re.findall(rf"env_or_file\('{NAME}'\)", settings)}
     for path in SCRIPTS:
         read |= names(SCRIPT_READ, path.read_text())
-    streams = names(SCRIPT_READ, STREAMS.read_text())
+    declared = '\n'.join(line for line in STREAMS.read_text().splitlines() if not line.lstrip().startswith('#'))
+    streams = names(SCRIPT_READ, declared)
     read |= streams | {f'{name}_FILE' for name in streams}
     return read | names(COMPOSE_READ, COMPOSE.read_text())
 

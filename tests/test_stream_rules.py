@@ -277,3 +277,16 @@ def test_the_pages_show_the_declaration_the_cron_program_recorded(db, tmp_path):
     state.record_declared([])  # removed from the file: gone from the page, its counts kept
     assert state.report().rows == [] and StreamState.objects.get(name='gcn').messages == 9
     assert not state.pause('gcn', 'pi')
+
+
+def test_pruning_drops_old_hours_and_retried_letters_and_keeps_the_counters(gcn):
+    old = timezone.now() - timedelta(days=100)
+    StreamHour.objects.create(stream='gcn', hour=old.replace(minute=0, second=0, microsecond=0), messages=5)
+    StreamHour.objects.create(stream='gcn', hour=timezone.now().replace(minute=0, second=0, microsecond=0), messages=1)
+    kept = {'stream': 'gcn', 'topic': 't', 'partition': 0, 'handler': 'h', 'error': 'e', 'failed_at': old}
+    DeadLetter.objects.create(offset=1, resolved_at=old, **kept)
+    DeadLetter.objects.create(offset=2, **kept)  # never stored: kept however old
+    StreamState.objects.filter(name='gcn').update(messages=6)
+    assert state.prune(90) == (1, 1)
+    assert list(DeadLetter.objects.values_list('offset', flat=True)) == [2]
+    assert StreamState.objects.get(name='gcn').messages == 6

@@ -239,3 +239,11 @@ def retry(letter_id, by):
 def waiting_letters(limit=50):
     return DeadLetter.objects.filter(resolved_at=None).order_by('-failed_at')[:limit]
 
+
+def prune(days):
+    """Deletes hourly counts and dead letters stored by a retry older than days; returns how
+    many of each (the counters of StreamState stay)."""
+    before = timezone.now() - timedelta(days=days)
+    hours, _ = StreamHour.objects.filter(hour__lt=before).delete()
+    letters, _ = DeadLetter.objects.filter(resolved_at__lt=before).delete()
+    return hours, letters

@@ -1,8 +1,10 @@
-"""`manage.py prune_job_history`: deletes job runs older than JOB_HISTORY_DAYS, daily."""
+"""`manage.py prune_job_history`: deletes job runs older than JOB_HISTORY_DAYS, daily, and the
+alert streams' hourly counts and retried dead letters as old (their totals are kept)."""
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from myapp.jobs import history
+from myapp.streams import state as stream_state
 
 
 class Command(BaseCommand):
@@ -16,5 +18,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         days = settings.JOB_HISTORY_DAYS if options['days'] is None else options['days']
         deleted = history.prune(days)
+        hours, letters = stream_state.prune(days)
         if options['verbosity'] >= 1:
-            self.stdout.write(f'done: deleted {deleted} job run(s) older than {days} day(s)')
+            self.stdout.write(f'done: deleted {deleted} job run(s), {hours} hourly stream count(s) and {letters} '
+                              f'retried dead letter(s) older than {days} day(s)')

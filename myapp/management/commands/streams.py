@@ -62,8 +62,8 @@ class Command(BaseCommand):
             self.stdout.write('no stream is declared')
 
     def handle_listen(self, options):
-        say = Say('streams')
         stream = declaration.find(options['name'])
+        say = Say('streams', stream=stream.name)  # LOG_FORMAT=json: each line names its stream
         try:
             if stream.ours:
                 status = consume.Listener(stream, say).run()

@@ -43,6 +43,7 @@ class Listener:
         self.stream, self.say = stream, say
         self.stopping = False
         self.brokers_down_since = None
+        self.errors_said = set()
         self.handlers = {topic: handler_function(stream, topic, path) for topic, path in stream.handlers.items()}
         self.config, self.start, self.timeout = consumer_settings(stream)
         self.config['error_cb'] = self._error
@@ -72,6 +73,8 @@ class Listener:
                     messages += self.consumer.consume(num_messages=BATCH - 1, timeout=0)
                 good = [message for message in messages if self._good(message)]
                 if good:
+                    self.errors_said.clear()
+                    self.brokers_down_since = None
                     self._store(good)
                 self._check_brokers()
         finally:
@@ -120,12 +123,15 @@ class Listener:
         return False
 
     def _error(self, error):
-        """librdkafka's error callback (called from consume, in this thread)."""
+        """librdkafka's error callback (called from consume, in this thread): each kind said
+        once until the stream reads again, not at every reconnection attempt."""
         from confluent_kafka import KafkaError
 
         if error.code() == KafkaError._ALL_BROKERS_DOWN:
             self.brokers_down_since = self.brokers_down_since or time.monotonic()
-        self.say.err(f'stream {self.stream.name}: Kafka: {error.name()}: {one_line(error.str())}')
+        if error.name() not in self.errors_said:
+            self.errors_said.add(error.name())
+            self.say.err(f'stream {self.stream.name}: Kafka: {error.name()}: {one_line(error.str())}')
 
     def _check_brokers(self):
         if self.brokers_down_since is None:
@@ -134,6 +140,8 @@ class Listener:
             try:
                 self.consumer.list_topics(timeout=2)
                 self.brokers_down_since = None
+                self.errors_said.clear()
+                self.say.out(f'stream {self.stream.name}: the broker answers again')
                 return
             except Exception:
                 pass
@@ -197,7 +205,8 @@ class Listener:
 
 
 class _KafkaLog:
-    """librdkafka's log lines, through our lines (a logging.Logger-like object)."""
+    """librdkafka's log lines, through ours (a logging.Logger-like object): warnings and worse,
+    less its connection failures (FAIL), which the error callback says once."""
 
     def __init__(self, say):
         self.say = say
@@ -205,9 +214,9 @@ class _KafkaLog:
     def log(self, level, message, *args):
         import logging
 
-        text = message % args if args else message
-        if level >= logging.WARNING:
-            self.say.err(f'kafka: {one_line(text)}')
+        if level < logging.WARNING or (args and args[0] == 'FAIL'):
+            return
+        self.say.err(f'kafka: {one_line(message % args if args else message)}')
 
 
 def _offset_words(offset):

@@ -14,7 +14,9 @@ import pytest
 import requests
 
 from tests.k8s import tom
+from tests.k8s.node import HOST_ADDRESS
 from tests.k8s.tom import HOST, RELEASE
+from tests.kafka_broker import KafkaBroker
 from tests.test_e2e_docker import require_engine
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.docker]
@@ -206,6 +208,48 @@ def test_the_worker_deployment_runs_a_task_posted_from_the_web(release):
     products = world.sql("SELECT count(*) FROM tom_dataproducts_dataproduct WHERE data_product_type = "
                          "'atlas_photometry' AND target_id = %s", int(target))
     assert products[0][0] == 1 and world.atlas.jobs
+
+
+def test_alert_streams_run_in_two_worker_pods_and_store_each_alert_once(release, tmp_path):
+    """streams.declaration (--set-file) run by the worker Deployment's pods on both nodes, one
+    consumer group: a real Kafka broker on the host address the pods reach; alerts produced
+    while a worker pod is deleted are each stored once."""
+    world = release
+    broker = KafkaBroker(tmp_path, listen=HOST_ADDRESS, advertise=HOST_ADDRESS).start()
+    declaration = tmp_path / 'streams.toml'
+    declaration.write_text(f"""
+[[stream]]
+name = "k8s"
+class = "myapp.streams.kafka.KafkaStream"
+[stream.options]
+BOOTSTRAP_SERVERS = "{broker.bootstrap}"
+START = "earliest"
+[stream.options.TOPIC_HANDLERS]
+"k8s.alerts" = "myapp.streams.handlers.save_alert"
+""")
+    count = "SELECT count(*), count(DISTINCT value) FROM myapp_streamalert WHERE stream = 'k8s'"
+    try:
+        broker.create_topic('k8s.alerts')
+        world.cluster.helm('upgrade', RELEASE, str(world.chart), '--reuse-values', '--set', 'worker.replicas=2',
+                           '--set-file', f'streams.declaration={declaration}', '--wait', '--timeout', '5m', timeout=360)
+
+        def reading():
+            pods = live_pods(world, 'worker')
+            logs = [world.cluster.kubectl('logs', pod['metadata']['name'], check=False).stdout for pod in pods]
+            return len(pods) == 2 and all('stream k8s: reading' in log for log in logs) and pods
+        pods = wait_for('both worker pods to read the stream (the kubelet syncs the ConfigMap)', reading, 180)
+        assert len({pod['spec']['nodeName'] for pod in pods}) == 2, 'the worker pods share one node'
+        produced = [f'k8s alert {n}' for n in range(1000)]
+        broker.produce('k8s.alerts', produced[:500])
+        world.cluster.kubectl('delete', 'pod', pods[0]['metadata']['name'], '--wait=false')
+        broker.produce('k8s.alerts', produced[500:])
+        wait_for('1000 alerts stored', lambda: world.sql(count)[0][0] >= 1000, 180)
+        time.sleep(5)
+        assert world.sql(count)[0] == (1000, 1000)
+    finally:
+        world.cluster.helm('upgrade', RELEASE, str(world.chart), '--reuse-values', '--set', 'worker.replicas=1',
+                           '--set', 'streams.declaration=', '--wait', '--timeout', '5m', timeout=360, check=False)
+        broker.stop()
 
 
 def logged_in(url):

@@ -86,10 +86,10 @@ def test_without_a_passphrase_a_generated_one_is_used_and_said(first_tom):
 def test_before_migrate_takes_a_pre_upgrade_snapshot_only_when_migrations_are_due(first_tom):
     tom, _ = first_tom
     assert tom.ok('backup', 'before-migrate').stdout == ''  # nothing to apply
-    tom.ok('migrate', 'myapp', '0008', '--no-input', '-v', '0')  # as an older version of the TOM left it
+    tom.ok('migrate', 'myapp', '0009', '--no-input', '-v', '0')  # as an older version of the TOM left it
 
     done = tom.ok('backup', 'before-migrate').stdout
-    assert '1 migration(s) to apply (myapp.0009_backup_snapshots): taking a snapshot first' in done
+    assert '1 migration(s) to apply (myapp.0010_alert_streams): taking a snapshot first' in done
     assert '(pre-upgrade)' in done
     off = tom.ok('backup', 'before-migrate', env={'BACKUP_BEFORE_MIGRATE': 'false'}).stdout
     assert 'no snapshot first (BACKUP_BEFORE_MIGRATE is off)' in off

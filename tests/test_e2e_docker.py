@@ -439,13 +439,13 @@ def test_malformed_crontab_stops_a_new_cron_container(stack):
 def test_an_upgrade_takes_a_snapshot_before_it_migrates(stack):
     # The database as the previous version left it: one migration of ours not yet applied.
     stack.save_crontab((REPO / 'crontab').read_text())  # the previous test left a bad line
-    stack.manage('migrate', 'myapp', '0008', '--no-input')
+    stack.manage('migrate', 'myapp', '0009', '--no-input')
     # As after a `git pull`: the one-shot migrate service runs again before web and cron.
     stack.compose('up', '-d', '--no-build', '--wait', '--wait-timeout', '300', timeout=600)
     wait_for('the web container to serve again', lambda: _status(stack.url + '/health/') == 200, 300)
 
     logs = stack.logs('migrate')
-    assert '1 migration(s) to apply (myapp.0009_backup_snapshots): taking a snapshot first' in logs
+    assert '1 migration(s) to apply (myapp.0010_alert_streams): taking a snapshot first' in logs
     assert '(pre-upgrade) taken' in logs
     assert 'pre-upgrade' in stack.compose('exec', '-T', 'cron', 'python3', 'manage.py', 'backup', 'list').stdout
 

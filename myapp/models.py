@@ -313,9 +313,9 @@ class StreamHour(models.Model):
         constraints = [models.UniqueConstraint(fields=['stream', 'hour'], name='one_count_per_stream_hour')]
 
 
-class StreamAlert(models.Model):
-    """An alert as the shipped handler (myapp.streams.handlers.save_alert) stores it: the Kafka
-    message whole, once (its stream, topic, partition and offset say which it is)."""
+class KafkaMessageRecord(models.Model):
+    """A Kafka message whole, as a stream read it: which it is (its stream, topic, partition
+    and offset) and what it held."""
 
     stream = models.CharField(max_length=200)
     topic = models.CharField(max_length=255)
@@ -325,6 +325,14 @@ class StreamAlert(models.Model):
     value = models.BinaryField(null=True, blank=True)
     headers = models.JSONField(default=list, blank=True, help_text='[name, value as text] pairs')
     produced_at = models.DateTimeField(null=True, blank=True, help_text="the message's Kafka timestamp")
+
+    class Meta:
+        abstract = True
+
+
+class StreamAlert(KafkaMessageRecord):
+    """An alert as the shipped handler (myapp.streams.handlers.save_alert) stores it, once."""
+
     stored_at = models.DateTimeField()
 
     class Meta:
@@ -336,18 +344,10 @@ class StreamAlert(models.Model):
         return f'alert {self.topic}[{self.partition}]@{self.offset}'
 
 
-class DeadLetter(models.Model):
+class DeadLetter(KafkaMessageRecord):
     """A message whose handler raised (or ran past the stream's HANDLER_TIMEOUT): kept whole
     with the error, so that nothing is lost and staff can retry it once the cause is fixed."""
 
-    stream = models.CharField(max_length=200)
-    topic = models.CharField(max_length=255)
-    partition = models.IntegerField()
-    offset = models.BigIntegerField()
-    key = models.BinaryField(null=True, blank=True)
-    value = models.BinaryField(null=True, blank=True)
-    headers = models.JSONField(default=list, blank=True)
-    produced_at = models.DateTimeField(null=True, blank=True)
     handler = models.CharField(max_length=300)
     error = models.TextField(help_text='why the handler failed, in one line')
     traceback = models.TextField(blank=True)

@@ -149,3 +149,20 @@ class KafkaBroker:
         except OSError:
             return ''
         return ' | '.join(text.strip().splitlines()[-lines:])
+
+
+def declaration(bootstrap, topic, handler='myapp.streams.handlers.save_alert', name='alerts', extra='', options=''):
+    """A streams.toml declaring one KafkaStream that reads topic from its start."""
+    return f"""
+[[stream]]
+name = "{name}"
+class = "myapp.streams.kafka.KafkaStream"
+{extra}
+[stream.options]
+BOOTSTRAP_SERVERS = "{bootstrap}"
+START = "earliest"
+{options}
+[stream.options.TOPIC_HANDLERS]
+"{topic}" = "{handler}"
+"""
+

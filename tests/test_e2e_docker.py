@@ -494,7 +494,7 @@ def test_alert_streams_in_two_cron_containers_lose_no_alert(stack, tmp_path):
     """A real Kafka broker on this machine, reached by the cron containers through the stack
     network's gateway; alerts produced while a stream's process is killed, the broker restarts
     and the cron container is scaled up and down: each stored once, or a dead letter once."""
-    from tests.kafka_broker import KafkaBroker
+    from tests.kafka_broker import KafkaBroker, declaration
 
     network = f'{stack.env["COMPOSE_PROJECT_NAME"]}_default'
     gateway = subprocess.run(['docker', 'network', 'inspect', network, '-f', '{{(index .IPAM.Config 0).Gateway}}'],
@@ -503,16 +503,8 @@ def test_alert_streams_in_two_cron_containers_lose_no_alert(stack, tmp_path):
     declared = (stack.directory / 'streams.toml').read_text()
     try:
         broker.create_topic('e2e.alerts')
-        save_as_editors_do(stack.directory / 'streams.toml', declared + f"""
-[[stream]]
-name = "e2e"
-class = "myapp.streams.kafka.KafkaStream"
-[stream.options]
-BOOTSTRAP_SERVERS = "{broker.bootstrap}"
-START = "earliest"
-[stream.options.TOPIC_HANDLERS]
-"e2e.alerts" = "tests.stream_handlers.store_or_fail"
-""")
+        save_as_editors_do(stack.directory / 'streams.toml', declared + declaration(
+            broker.bootstrap, 'e2e.alerts', 'tests.stream_handlers.store_or_fail', name='e2e'))
         stack.logs_once('cron', 'stream e2e: reading', 90)
         stack.compose('up', '-d', '--no-recreate', '--scale', 'cron=2', 'cron', timeout=300)
         produced = [f'alert {n}' for n in range(2000)]

@@ -17,6 +17,7 @@ from tests.k8s import tom
 from tests.k8s.node import HOST_ADDRESS
 from tests.k8s.tom import HOST, RELEASE
 from tests.kafka_broker import KafkaBroker
+from tests.kafka_broker import declaration as stream_declaration
 from tests.test_e2e_docker import require_engine
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.docker]
@@ -217,16 +218,7 @@ def test_alert_streams_run_in_two_worker_pods_and_store_each_alert_once(release,
     world = release
     broker = KafkaBroker(tmp_path, listen=HOST_ADDRESS, advertise=HOST_ADDRESS).start()
     declaration = tmp_path / 'streams.toml'
-    declaration.write_text(f"""
-[[stream]]
-name = "k8s"
-class = "myapp.streams.kafka.KafkaStream"
-[stream.options]
-BOOTSTRAP_SERVERS = "{broker.bootstrap}"
-START = "earliest"
-[stream.options.TOPIC_HANDLERS]
-"k8s.alerts" = "myapp.streams.handlers.save_alert"
-""")
+    declaration.write_text(stream_declaration(broker.bootstrap, 'k8s.alerts', name='k8s'))
     count = "SELECT count(*), count(DISTINCT value) FROM myapp_streamalert WHERE stream = 'k8s'"
     try:
         broker.create_topic('k8s.alerts')

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, cron_env, run_job, wait_for
-from tests.kafka_broker import KafkaBroker
+from tests.kafka_broker import KafkaBroker, declaration
 
 pytestmark = pytest.mark.kafka
 
@@ -32,20 +32,8 @@ def topic(request, broker):
     return name
 
 
-def declare(path, broker, topic, handler='tests.stream_handlers.store_or_fail', name='alerts', extra='',
-            options=''):
-    path.write_text(f'''
-[[stream]]
-name = "{name}"
-class = "myapp.streams.kafka.KafkaStream"
-{extra}
-[stream.options]
-BOOTSTRAP_SERVERS = "{broker.bootstrap}"
-START = "earliest"
-{options}
-[stream.options.TOPIC_HANDLERS]
-"{topic}" = "{handler}"
-''')
+def declare(path, broker, topic, handler='tests.stream_handlers.store_or_fail', **more):
+    path.write_text(declaration(broker.bootstrap, topic, handler, **more))
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 from tests.conftest import tool, wait_for  # noqa: E402
-from tests.kafka_broker import KafkaBroker  # noqa: E402
+from tests.kafka_broker import KafkaBroker, declaration  # noqa: E402
 from tests.postgres_server import PostgresServer  # noqa: E402
 
 TOPIC = 'bench.alerts'
@@ -75,16 +75,7 @@ def main():
         database.sql('CREATE DATABASE tom')
         broker.create_topic(TOPIC)
         (work / 'crontab').write_text('@yearly python manage.py jobs run --no-catch-up clearsessions\n')
-        (work / 'streams.toml').write_text(f'''
-[[stream]]
-name = "bench"
-class = "myapp.streams.kafka.KafkaStream"
-[stream.options]
-BOOTSTRAP_SERVERS = "{broker.bootstrap}"
-START = "earliest"
-[stream.options.TOPIC_HANDLERS]
-"{TOPIC}" = "myapp.streams.handlers.save_alert"
-''')
+        (work / 'streams.toml').write_text(declaration(broker.bootstrap, TOPIC, name='bench'))
         path = os.pathsep.join([str(Path(sys.executable).parent), str(Path(tool('supercronic')).parent),
                                 os.environ['PATH']])
         env = {**os.environ, 'DJANGO_SETTINGS_MODULE': 'mytom.settings', 'SECRET_KEY': 'benchmark',

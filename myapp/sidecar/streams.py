@@ -120,7 +120,8 @@ class Streams:
         if now >= self.next_poll:
             self.next_poll = now + POLL
             self._reload()
-            self.paused = set(StreamState.objects.exclude(paused_at=None).values_list('name', flat=True))
+            if self.streams:  # no stream declared: no query (idle means idle)
+                self.paused = set(StreamState.objects.exclude(paused_at=None).values_list('name', flat=True))
             for name in self.paused & set(self.children):
                 self._terminate(self.children[name], 'paused')
         for name, stream in self.streams.items():

@@ -58,7 +58,7 @@ lint: venv
 # The quick tier, for people changing the code, between two edits: the linters and every test
 # that runs in this process: the rules with a fixed clock, the pages, the layers, the query
 # counts (no Docker, Chromium, PostgreSQL, control plane, nor `manage.py` processes).
-# Measured: 49 s wall on 2 cores, warm (146 tests, 26 s of them the permission matrix; 23 s
+# Measured: 44-49 s wall on 2 cores, warm (174 tests, 26 s of them the permission matrix; 23 s
 # before it). `thorough` tests (the admin's 190 URLs, logged-in visitors under LOCKED) are left
 # to make test.
 QUICK := not docker and not browser and not postgres and not kubernetes and not kafka and not backups and not processes and not thorough

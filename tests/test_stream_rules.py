@@ -290,3 +290,11 @@ def test_pruning_drops_old_hours_and_retried_letters_and_keeps_the_counters(gcn)
     assert state.prune(90) == (1, 1)
     assert list(DeadLetter.objects.values_list('offset', flat=True)) == [2]
     assert StreamState.objects.get(name='gcn').messages == 6
+
+
+def test_a_child_ending_again_and_again_waits_longer_each_time_and_at_once_after_a_steady_run():
+    from myapp.supervision.backoff import Backoff
+
+    backoff = Backoff(1, 8, steady_after=60)
+    assert [backoff.after(2) for _ in range(5)] == [1, 2, 4, 8, 8]
+    assert backoff.after(61) == 1 and backoff.after(2) == 2

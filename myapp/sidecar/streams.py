@@ -25,6 +25,7 @@ from myapp.models import StreamState
 from myapp.streams import declaration
 from myapp.streams import state as stream_state
 from myapp.supervision import liveness
+from myapp.supervision.backoff import Backoff
 from myapp.supervision.bounded import KILL_GRACE
 
 POLL = 5.0                  # seconds between looks at the pauses and the declaration's file
@@ -79,7 +80,7 @@ class Streams:
         self.streams = {}       # name: declaration.Stream, active ones
         self.children = {}      # name: Child
         self.start_at = {}      # name: when to start it (again)
-        self.delay = {}         # name: the next restart's delay
+        self.backoff = {}       # name: its Backoff
         self.paused = set()
         self.signature = 'not read yet'
         self.recorded = False   # the running declaration is in the database (the pages read it there)
@@ -158,8 +159,9 @@ class Streams:
             self.say.out(f'cron: stream {name} stopped ({how})', stream=name)
             return
         ran = now - child.started
-        delay = RESTART_FIRST if ran >= STEADY_AFTER else self.delay.get(name, RESTART_FIRST)
-        self.delay[name] = min(delay * 2, settings.STREAMS_RESTART_MAX)
+        backoff = self.backoff.setdefault(name, Backoff(RESTART_FIRST, settings.STREAMS_RESTART_MAX,
+                                                        STEADY_AFTER))
+        delay = backoff.after(ran)
         self.start_at[name] = now + delay
         reason = f'{how} after {ran:.0f} s' + (f': {child.last_line}' if child.last_line else '')
         StreamState.objects.filter(name=name).update(

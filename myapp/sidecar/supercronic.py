@@ -7,6 +7,7 @@ import time
 from django.conf import settings
 
 from myapp.jobs.handshake import Handshake
+from myapp.supervision.backoff import Backoff
 
 # Set for the jobs supercronic starts: `jobs run` records them as scheduled runs.
 TRIGGER_ENV = Handshake.scheduled().environment()
@@ -23,7 +24,7 @@ class Supercronic:
         self.process = None
         self.started_at = None
         self.start_at = 0.0      # when to start it (again), while it does not run
-        self.delay = FIRST_DELAY
+        self.backoff = Backoff(FIRST_DELAY, MAX_DELAY, STEADY_AFTER)
         self.stopping = False
 
     def start(self, now):
@@ -50,8 +51,7 @@ class Supercronic:
         if self.stopping:
             return
         now = time.monotonic()
-        delay = FIRST_DELAY if now - self.started_at >= STEADY_AFTER else self.delay
-        self.delay = min(delay * 2, MAX_DELAY)
+        delay = self.backoff.after(now - self.started_at)
         self.start_at = now + delay
         how = f'killed by {signal.Signals(-status).name}' if status < 0 else f'exit status {status}'
         self.say.err(f'cron: supercronic exited unexpectedly ({how}); starting it again in {delay:g} s')

@@ -6,6 +6,7 @@
              timeout, SIGTERM then SIGKILL a kill grace later, why it was stopped, its outcome
   liveness   the heartbeat, the lost rule (no heartbeat for LOST_AFTER), this host, a pid alive
   output     what is kept of a child's output: its tail and its summary line
+  backoff    when to start again a child that ended (supercronic, an alert stream's process)
 
 It knows nothing of jobs, tasks or the database: the layers above record what it reports.
 """

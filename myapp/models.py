@@ -221,6 +221,22 @@ class JobAlert(models.Model):
     def __str__(self):
         return f'{self.name}: {self.state}'
 
+    @classmethod
+    def change(cls, name, new, alert, now, compose):
+        """Records that name (a job, `stream NAME`) is now in state new, alert being its row as
+        read (None: none yet); compose(alert) gives the (title, message) to send. Compare and
+        set: of the processes that see the same change, one records it. True when this one did."""
+        if alert is None:
+            if new == cls.State.OK:
+                return False  # nothing to tell
+            alert, _ = cls.objects.get_or_create(name=name, defaults={'changed_at': now})
+        if alert.state == new:
+            return False
+        title, message = compose(alert)
+        return bool(cls.objects.filter(pk=alert.pk, state=alert.state).update(
+            state=new, previous=alert.state, changed_at=now, title=title, message=message,
+            notified_at=None, sending_until=None))
+
 
 class NotificationCount(models.Model):
     """Notifications sent, and those that could not be (a channel down), for /metrics."""

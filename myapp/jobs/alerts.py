@@ -57,18 +57,9 @@ def after_run(spec, now=None):
 
 
 def _change(job, new, alert, now):
-    """Records that job is now new (compare and set: one process records a change); True
+    """Records that job is now new (JobAlert.change: one process records a change); True
     when this process did."""
-    if alert is None:
-        if new == State.OK:
-            return False  # nothing to tell
-        alert, _ = JobAlert.objects.get_or_create(name=job.name, defaults={'changed_at': now})
-    if alert.state == new:
-        return False
-    title, message = compose(job, new, alert, now)
-    return bool(JobAlert.objects.filter(pk=alert.pk, state=alert.state).update(
-        state=new, previous=alert.state, changed_at=now, title=title, message=message,
-        notified_at=None, sending_until=None))
+    return JobAlert.change(job.name, new, alert, now, lambda alert: compose(job, new, alert, now))
 
 
 def compose(job, new, alert, now):

@@ -142,7 +142,7 @@ def _per_hour(names, now):
 
 def record_changes(streams_report):
     """Records each stream turned down or silent, or back to ok, as a JobAlert named
-    `stream NAME` (compare and set: one process records it); myapp/jobs/notify.py sends it."""
+    `stream NAME` (JobAlert.change: one process records it); myapp/jobs/notify.py sends it."""
     now = streams_report.now
     alerts = {alert.name: alert for alert in JobAlert.objects.filter(
         name__in=[ALERT_PREFIX + row.name for row in streams_report.rows])}
@@ -153,17 +153,8 @@ def record_changes(streams_report):
             continue
         new = {DOWN: JobAlert.State.DOWN, SILENT: JobAlert.State.SILENT}.get(status, JobAlert.State.OK)
         name = ALERT_PREFIX + row.name
-        alert = alerts.get(name)
-        if alert is None:
-            if new == JobAlert.State.OK:
-                continue
-            alert, _ = JobAlert.objects.get_or_create(name=name, defaults={'changed_at': now})
-        if alert.state == new:
-            continue
-        title, message = _compose(row, new, alert, now)
-        if JobAlert.objects.filter(pk=alert.pk, state=alert.state).update(
-                state=new, previous=alert.state, changed_at=now, title=title, message=message,
-                notified_at=None, sending_until=None):
+        if JobAlert.change(name, new, alerts.get(name), now,
+                           lambda alert, row=row, new=new: _compose(row, new, alert, now)):
             recorded.append(row.name)
     return recorded
 

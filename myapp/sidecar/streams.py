@@ -26,7 +26,7 @@ from myapp.streams import declaration
 from myapp.streams import state as stream_state
 from myapp.supervision import liveness
 from myapp.supervision.backoff import Backoff
-from myapp.supervision.bounded import KILL_GRACE
+from myapp.supervision.bounded import Bounded
 
 POLL = 5.0                  # seconds between looks at the pauses and the declaration's file
 RESTART_FIRST = 1.0
@@ -34,41 +34,13 @@ STEADY_AFTER = 60.0         # a process that ran this long before ending starts 
 FOREIGN_BEAT = 15.0         # a foreign class's listen() says nothing: its process alive is its heartbeat
 
 
-class Child:
-    """One stream's process: its pipe, read a line at a time and passed on tagged."""
+class Child(Bounded):
+    """One stream's process, without a timeout: its lines passed on tagged with its name."""
 
-    def __init__(self, stream, process, fd, started):
-        self.stream, self.process, self.fd, self.started = stream, process, fd, started
-        self.partial = b''
-        self.last_line = ''
-        self.exit_status = None
-        self.kill_at = None
-
-    def read(self, tag_lines):
-        """Passes on what its pipe holds now; False once it is empty for now, or at its end."""
-        try:
-            data = os.read(self.fd, 65536)
-        except BlockingIOError:
-            return False
-        if not data:
-            self._lines([self.partial] if self.partial else [], tag_lines)
-            os.close(self.fd)
-            self.fd = None
-            return False
-        lines = (self.partial + data).split(b'\n')
-        self.partial = lines.pop()
-        self._lines(lines, tag_lines)
-        return True
-
-    def _lines(self, lines, tag_lines):
-        out = sys.stdout.buffer
-        tag = f'stream {self.stream.name}'.encode()
-        for line in lines:
-            text = line.decode('utf-8', 'replace').strip()
-            if text:
-                self.last_line = text
-            out.write(line + b'\n' if not tag_lines or line.startswith(tag) else tag + b': ' + line + b'\n')
-        out.flush()
+    def __init__(self, stream, process, fd, started, tag_lines):
+        super().__init__(process.pid, {fd: sys.stdout.buffer}, started,
+                         tag=f'stream {stream.name}'.encode() if tag_lines else b'')
+        self.stream = stream
 
 
 class Streams:
@@ -102,17 +74,16 @@ class Streams:
 
     @property
     def fds(self):
-        return [child.fd for child in self.children.values() if child.fd is not None]
+        return [fd for child in self.children.values() for fd in child.open]
 
     def tick(self, now):
         for child in list(self.children.values()):
-            while child.fd is not None and child.read(self.tag_lines):
-                pass
-            if child.exit_status is not None and child.fd is None:
+            child.read_available()
+            if child.exit_status is not None:
+                child.close()  # what its leftovers still hold of the pipe is given up
                 self._ended(child, now)
-            elif child.kill_at is not None and now >= child.kill_at:
-                child.process.kill()
-                child.kill_at = float('inf')
+            else:
+                child.bound(now)  # SIGKILL a kill grace after a SIGTERM
         if self.stopping:
             return
         if not self.recorded:
@@ -143,19 +114,19 @@ class Streams:
         fd = os.dup(process.stdout.fileno())
         process.stdout.close()
         os.set_blocking(fd, False)
-        self.children[stream.name] = Child(stream, process, fd, now)
+        self.children[stream.name] = Child(stream, process, fd, now, self.tag_lines)
         self.start_at.pop(stream.name, None)
 
     def _exited(self, name, status):
         if name in self.children:
-            self.children[name].exit_status = status
+            self.children[name].exited(status, None)
 
     def _ended(self, child, now):
         name = child.stream.name
         del self.children[name]
         status = child.exit_status
         how = f'killed by {signal.Signals(-status).name}' if status < 0 else f'exit status {status}'
-        if self.stopping or child.kill_at is not None:
+        if self.stopping or child.stopped_because:
             self.say.out(f'cron: stream {name} stopped ({how})', stream=name)
             return
         ran = now - child.started
@@ -163,20 +134,19 @@ class Streams:
                                                         STEADY_AFTER))
         delay = backoff.after(ran)
         self.start_at[name] = now + delay
-        reason = f'{how} after {ran:.0f} s' + (f': {child.last_line}' if child.last_line else '')
+        last = child.output.last_line
+        reason = f'{how} after {ran:.0f} s' + (f': {last}' if last else '')
         StreamState.objects.filter(name=name).update(
             restarts=F('restarts') + 1, last_error=one_line(reason)[:1000], last_error_at=timezone.now(),
             heartbeat_at=None)
         self.say.err(f'cron: stream {name} ended ({reason}); starting it again in {delay:g} s', stream=name)
 
     def _terminate(self, child, why):
-        if child.kill_at is None:
+        if not child.stopped_because:
             self.say.out(f'cron: stream {child.stream.name} {why}: stopping its process', stream=child.stream.name)
-            try:
-                child.process.send_signal(signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            child.kill_at = time.monotonic() + KILL_GRACE
+            child.stop(why)
+            child.bound(time.monotonic())  # SIGTERM now
+
 
     def _signature(self):
         try:

@@ -15,11 +15,12 @@ SUCCEEDED, FAILED, TIMED_OUT = 'succeeded', 'failed', 'timed out'
 
 class Bounded:
     """pid: the child, leader of its own process group; pipes: {fd it writes to: binary
-    stream to pass it through to}; timeout: seconds from started (monotonic), or None."""
+    stream to pass it through to}; timeout: seconds from started (monotonic), or None; tag:
+    see Output."""
 
-    def __init__(self, pid, pipes, started, timeout=None):
+    def __init__(self, pid, pipes, started, timeout=None, tag=b''):
         self.pid, self.started, self.timeout = pid, started, timeout
-        self.output = Output(pipes)
+        self.output = Output(pipes, tag)
         self.open = set(pipes)        # fds not yet read to their end
         self.exit_status = None       # once it has exited (128 + N for signal N)
         self.exited_at = None

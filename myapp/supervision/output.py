@@ -8,8 +8,11 @@ LINE_CHARS = 1000
 
 
 class Output:
-    def __init__(self, streams):
+    def __init__(self, streams, tag=b''):
         self.streams = streams          # {fd: binary file to pass its output through to}
+        # With a tag, whole lines are passed on, those not starting with it tagged (an alert
+        # stream's name); without, the output as it comes.
+        self.tag = tag
         self.partial = {fd: b'' for fd in streams}
         self.tail_lines = deque(maxlen=TAIL_LINES)
         self.summary_line = ''
@@ -18,20 +21,23 @@ class Output:
     def feed(self, fd, data):
         """data read from the job's fd: written through at once, its whole lines kept."""
         out = self.streams[fd]
-        out.write(data)
-        out.flush()
         lines = (self.partial[fd] + data).split(b'\n')
         self.partial[fd] = lines.pop()
+        out.write(b''.join(self._tagged(line) + b'\n' for line in lines) if self.tag else data)
+        out.flush()
         for line in lines:
             self._keep(line)
 
     def close(self):
         for fd, rest in self.partial.items():
             if rest:
-                self.streams[fd].write(b'\n')
+                self.streams[fd].write(self._tagged(rest) + b'\n' if self.tag else b'\n')
                 self.streams[fd].flush()
                 self._keep(rest)
             self.partial[fd] = b''
+
+    def _tagged(self, line):
+        return line if line.startswith(self.tag) else self.tag + b': ' + line
 
     def _keep(self, raw):
         line = raw.decode('utf-8', 'replace').rstrip()
